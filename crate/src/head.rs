@@ -1,0 +1,242 @@
+//! The trainable classifier head on top of the pooled 1280-d embedding: `linear` (default) or
+//! `mlp` (one hidden layer, ReLU, dropout).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::{read, EMBED_DIM};
+use crate::error::{Error, Result};
+
+/// Which head to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    /// Logistic regression on the embedding: robust with few images, and its weights give the
+    /// class-activation map directly.
+    #[default]
+    Linear,
+    /// One hidden layer with ReLU and dropout: can separate classes that are not linearly
+    /// separable in embedding space; needs more images.
+    Mlp,
+}
+
+impl std::str::FromStr for HeadKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "linear" => Ok(Self::Linear),
+            "mlp" => Ok(Self::Mlp),
+            other => Err(Error::InvalidArgument(format!("head is {other:?}; use \"linear\" or \"mlp\""))),
+        }
+    }
+}
+
+/// Shape of a head.
+#[derive(Config, Debug)]
+pub struct HeadConfig {
+    /// Number of classes.
+    pub classes: usize,
+    /// Linear or MLP.
+    #[config(default = "HeadKind::Linear")]
+    pub kind: HeadKind,
+    /// Hidden units of the MLP.
+    #[config(default = 128)]
+    pub hidden: usize,
+    /// Dropout probability before each dense layer (training only).
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+impl HeadConfig {
+    /// A freshly initialised head on `device` (seed it with `device.seed` first for
+    /// reproducibility).
+    pub fn init(&self, device: &Device) -> Head {
+        let (hidden, out_in) = match self.kind {
+            HeadKind::Linear => (None, EMBED_DIM),
+            HeadKind::Mlp => (Some(LinearConfig::new(EMBED_DIM, self.hidden).init(device)), self.hidden),
+        };
+        Head {
+            hidden,
+            // The linear head is plain (regularised) logistic regression: no dropout.
+            dropout: DropoutConfig::new(if self.kind == HeadKind::Mlp { self.dropout } else { 0.0 }).init(),
+            output: LinearConfig::new(out_in, self.classes).init(device),
+        }
+    }
+}
+
+/// A classifier head.
+#[derive(Module, Debug)]
+pub struct Head {
+    hidden: Option<Linear>,
+    dropout: Dropout,
+    output: Linear,
+}
+
+/// Host copy of a head's weights, in burn's `[in, out]` layout — what model files store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadWeights {
+    /// Linear or MLP.
+    pub kind: HeadKind,
+    /// The hidden layer (MLP only).
+    pub hidden: Option<DenseWeights>,
+    /// The output layer.
+    pub output: DenseWeights,
+}
+
+/// One dense layer on the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseWeights {
+    /// Input width.
+    pub d_in: usize,
+    /// Output width.
+    pub d_out: usize,
+    /// `[d_in, d_out]`, row-major.
+    pub weight: Vec<f32>,
+    /// `[d_out]`.
+    pub bias: Vec<f32>,
+}
+
+impl DenseWeights {
+    fn check(&self, what: &str) -> Result<()> {
+        if self.weight.len() != self.d_in * self.d_out || self.bias.len() != self.d_out {
+            return Err(Error::ModelFile(format!("{what} layer has inconsistent sizes")));
+        }
+        if self.weight.iter().chain(&self.bias).any(|v| !v.is_finite()) {
+            return Err(Error::ModelFile(format!("{what} layer contains NaN or infinity")));
+        }
+        Ok(())
+    }
+
+    fn to_linear(&self, device: &Device) -> Linear {
+        Linear {
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(self.weight.clone(), [self.d_in, self.d_out]), device)),
+            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(self.bias.clone(), [self.d_out]), device))),
+        }
+    }
+
+    /// `x · W + b` for one vector.
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = self.bias.clone();
+        for (i, &xi) in x.iter().enumerate() {
+            if xi != 0.0 {
+                let row = &self.weight[i * self.d_out..(i + 1) * self.d_out];
+                for (yo, w) in y.iter_mut().zip(row) {
+                    *yo += xi * w;
+                }
+            }
+        }
+        y
+    }
+}
+
+impl Head {
+    /// Class logits.
+    ///
+    /// # Shapes
+    /// `[N, 1280]` → `[N, classes]`
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let x = match &self.hidden {
+            Some(hidden) => relu(hidden.forward(self.dropout.forward(x))),
+            None => x,
+        };
+        self.output.forward(self.dropout.forward(x))
+    }
+
+    /// Copy the weights to the host.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if reading back fails.
+    pub async fn weights(&self) -> Result<HeadWeights> {
+        async fn dense(l: &Linear) -> Result<DenseWeights> {
+            let [d_in, d_out] = l.weight.dims();
+            let bias = match &l.bias {
+                Some(b) => read(b.val()).await?,
+                None => vec![0.0; d_out],
+            };
+            Ok(DenseWeights { d_in, d_out, weight: read(l.weight.val()).await?, bias })
+        }
+        let hidden = match &self.hidden {
+            Some(h) => Some(dense(h).await?),
+            None => None,
+        };
+        Ok(HeadWeights {
+            kind: if hidden.is_some() { HeadKind::Mlp } else { HeadKind::Linear },
+            hidden,
+            output: dense(&self.output).await?,
+        })
+    }
+}
+
+impl HeadWeights {
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.output.d_out
+    }
+
+    /// Check shapes and values (weights from a file are untrusted).
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`].
+    pub fn validate(&self) -> Result<()> {
+        let expect_in = match (&self.kind, &self.hidden) {
+            (HeadKind::Linear, None) => EMBED_DIM,
+            (HeadKind::Mlp, Some(h)) => {
+                h.check("hidden")?;
+                if h.d_in != EMBED_DIM {
+                    return Err(Error::ModelFile(format!("hidden layer takes {} inputs; expected {EMBED_DIM}", h.d_in)));
+                }
+                h.d_out
+            }
+            _ => return Err(Error::ModelFile("head kind does not match its layers".into())),
+        };
+        self.output.check("output")?;
+        if self.output.d_in != expect_in || self.output.d_out < 2 {
+            return Err(Error::ModelFile("output layer has the wrong shape".into()));
+        }
+        Ok(())
+    }
+
+    /// Rebuild the burn module (for inference on a device).
+    pub fn to_module(&self, device: &Device) -> Head {
+        Head {
+            hidden: self.hidden.as_ref().map(|h| h.to_linear(device)),
+            dropout: DropoutConfig::new(0.0).init(),
+            output: self.output.to_linear(device),
+        }
+    }
+
+    /// Logits of one embedding, on the host: a head is a few hundred thousand multiply-adds,
+    /// cheaper than a device round trip.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        match &self.hidden {
+            Some(h) => self.output.apply(&h.apply(x).into_iter().map(|v| v.max(0.0)).collect::<Vec<_>>()),
+            None => self.output.apply(x),
+        }
+    }
+
+    /// ∂logit_c / ∂embedding for one embedding: the weights of the class-activation map.
+    /// For the linear head it is the class's weight column; for the MLP the chain rule through
+    /// the active ReLUs.
+    pub fn logit_gradient(&self, x: &[f32], class: usize) -> Vec<f32> {
+        let out = &self.output;
+        let column = |w: &DenseWeights, c: usize| (0..w.d_in).map(|i| w.weight[i * w.d_out + c]).collect::<Vec<_>>();
+        match &self.hidden {
+            None => column(out, class),
+            Some(h) => {
+                let pre = h.apply(x);
+                let upstream: Vec<f32> =
+                    (0..h.d_out).map(|j| if pre[j] > 0.0 { out.weight[j * out.d_out + class] } else { 0.0 }).collect();
+                (0..h.d_in)
+                    .map(|i| {
+                        let row = &h.weight[i * h.d_out..(i + 1) * h.d_out];
+                        row.iter().zip(&upstream).map(|(w, u)| w * u).sum()
+                    })
+                    .collect()
+            }
+        }
+    }
+}

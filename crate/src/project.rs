@@ -1,0 +1,363 @@
+//! Model and project files: versioned, checksummed, portable between the CLI and the browser.
+//!
+//! Layout (all integers little-endian):
+//! ```text
+//! magic     8 bytes  "HEADTUNE"
+//! version   u16      1
+//! kind      u8       1 = model (head + labels), 2 = project (everything, incl. embeddings)
+//! reserved  u8       0
+//! meta_len  u32      length of the JSON metadata
+//! meta      UTF-8 JSON (see ModelMeta / ProjectMeta)
+//! blob_len  u64      number of f32 values that follow
+//! blob      f32 × blob_len  (weights, then embeddings for projects; offsets in the metadata)
+//! crc32     u32      over every byte before it
+//! ```
+//! JSON keeps the file inspectable and extensible; the f32 blob keeps it small and exact.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::{BACKBONE_ID, EMBED_DIM};
+use crate::error::{Error, Result};
+use crate::head::{DenseWeights, HeadKind, HeadWeights};
+use crate::metrics::Metrics;
+use crate::predict::Classifier;
+use crate::store::{AugmentConfig, Example, Store};
+use crate::train::{TrainConfig, TrainReport};
+
+const MAGIC: &[u8; 8] = b"HEADTUNE";
+/// Current file version; older readers refuse newer files with a clear message.
+pub const VERSION: u16 = 1;
+const KIND_MODEL: u8 = 1;
+const KIND_PROJECT: u8 = 2;
+/// Metadata above this size is refused before parsing (a real one is a few KB).
+const MAX_META: usize = 64 << 20;
+
+/// How images must be prepared for this model: recorded so a reader can check it matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preprocessing {
+    /// Network input side.
+    pub input_size: usize,
+    /// Crop rule.
+    pub crop: String,
+    /// Resampling filter.
+    pub resize: String,
+    /// Value normalisation.
+    pub normalisation: String,
+}
+
+impl Default for Preprocessing {
+    fn default() -> Self {
+        Self {
+            input_size: 224,
+            crop: "centre square, side floor(224/256*min(h,w))".into(),
+            resize: "bicubic (Catmull-Rom, antialiased)".into(),
+            normalisation: "(v-127)/128, RGB, channels first".into(),
+        }
+    }
+}
+
+/// Shape of one dense layer in the blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DenseShape {
+    d_in: usize,
+    d_out: usize,
+}
+
+/// Metadata of a model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelMeta {
+    /// Backbone the head was trained on; must equal [`BACKBONE_ID`].
+    pub backbone: String,
+    /// Class names in output order.
+    pub classes: Vec<String>,
+    /// Head architecture.
+    pub head_kind: HeadKind,
+    hidden: Option<DenseShape>,
+    output: DenseShape,
+    /// Image preparation.
+    pub preprocessing: Preprocessing,
+    /// Settings the head was trained with.
+    pub training: Option<TrainConfig>,
+    /// Augmentation used for the training embeddings.
+    pub augment: Option<AugmentConfig>,
+    /// Held-out metrics at training time.
+    pub metrics: Option<Metrics>,
+    /// Program that wrote the file.
+    pub created_by: String,
+}
+
+/// A trained model: the classifier plus what it was trained with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// Classes and head weights.
+    pub classifier: Classifier,
+    /// Training settings, if known.
+    pub training: Option<TrainConfig>,
+    /// Augmentation settings, if known.
+    pub augment: Option<AugmentConfig>,
+    /// Metrics at training time, if measured.
+    pub metrics: Option<Metrics>,
+}
+
+impl Model {
+    /// Build from a training result.
+    pub fn from_training(classifier: Classifier, training: TrainConfig, augment: AugmentConfig, report: &TrainReport) -> Self {
+        Self { classifier, training: Some(training), augment: Some(augment), metrics: report.metrics.clone() }
+    }
+
+    fn meta(&self) -> ModelMeta {
+        let head = &self.classifier.head;
+        ModelMeta {
+            backbone: BACKBONE_ID.into(),
+            classes: self.classifier.classes.clone(),
+            head_kind: head.kind,
+            hidden: head.hidden.as_ref().map(|h| DenseShape { d_in: h.d_in, d_out: h.d_out }),
+            output: DenseShape { d_in: head.output.d_in, d_out: head.output.d_out },
+            preprocessing: Preprocessing::default(),
+            training: self.training.clone(),
+            augment: self.augment.clone(),
+            metrics: self.metrics.clone(),
+            created_by: format!("headtune {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    fn blob(&self, out: &mut Vec<f32>) {
+        let head = &self.classifier.head;
+        for d in head.hidden.iter().chain(std::iter::once(&head.output)) {
+            out.extend_from_slice(&d.weight);
+            out.extend_from_slice(&d.bias);
+        }
+    }
+
+    /// Serialise to the model file format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut blob = Vec::new();
+        self.blob(&mut blob);
+        encode(KIND_MODEL, &serde_json::to_vec(&self.meta()).unwrap_or_default(), &blob)
+    }
+
+    /// Parse a model file.
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`] for a foreign, truncated, corrupted, newer-version or
+    /// other-backbone file, each with its own message. A project file is refused with a hint.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (kind, meta, blob) = decode(bytes)?;
+        if kind == KIND_PROJECT {
+            return Err(Error::ModelFile("this is a project file; load it with loadProject / --project".into()));
+        }
+        let meta: ModelMeta = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
+        let mut cursor = Blob { values: &blob, at: 0 };
+        let model = Self::from_meta(meta, &mut cursor)?;
+        cursor.finish()?;
+        Ok(model)
+    }
+
+    fn from_meta(meta: ModelMeta, blob: &mut Blob<'_>) -> Result<Self> {
+        if meta.backbone != BACKBONE_ID {
+            return Err(Error::ModelFile(format!(
+                "the head was trained on backbone {:?}; this build has {BACKBONE_ID:?}",
+                meta.backbone
+            )));
+        }
+        let hidden = match &meta.hidden {
+            Some(s) => Some(blob.dense(s)?),
+            None => None,
+        };
+        let output = blob.dense(&meta.output)?;
+        let head = HeadWeights { kind: meta.head_kind, hidden, output };
+        Ok(Self {
+            classifier: Classifier::new(meta.classes, head)?,
+            training: meta.training,
+            augment: meta.augment,
+            metrics: meta.metrics,
+        })
+    }
+}
+
+/// Metadata of a project file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProjectMeta {
+    backbone: String,
+    classes: Vec<String>,
+    examples: Vec<ExampleMeta>,
+    augment: AugmentConfig,
+    training: Option<TrainConfig>,
+    model: Option<ModelMeta>,
+    extra: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ExampleMeta {
+    id: u64,
+    class: usize,
+    name: String,
+    views: usize,
+}
+
+/// Everything a user built: examples' embeddings, settings, the trained model, and free-form
+/// `extra` data of the app (the page keeps thumbnails there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// Classes and embeddings.
+    pub store: Store,
+    /// Augmentation used to embed the examples.
+    pub augment: AugmentConfig,
+    /// Last training settings.
+    pub training: Option<TrainConfig>,
+    /// Last trained model.
+    pub model: Option<Model>,
+    /// App data, stored verbatim.
+    pub extra: serde_json::Value,
+}
+
+impl Project {
+    /// Serialise to the project file format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for e in self.store.examples() {
+            for v in &e.views {
+                blob.extend_from_slice(v);
+            }
+        }
+        if let Some(m) = &self.model {
+            m.blob(&mut blob);
+        }
+        let meta = ProjectMeta {
+            backbone: BACKBONE_ID.into(),
+            classes: self.store.class_names().to_vec(),
+            examples: self
+                .store
+                .examples()
+                .iter()
+                .map(|e| ExampleMeta { id: e.id, class: e.class, name: e.name.clone(), views: e.views.len() })
+                .collect(),
+            augment: self.augment.clone(),
+            training: self.training.clone(),
+            model: self.model.as_ref().map(Model::meta),
+            extra: self.extra.clone(),
+        };
+        encode(KIND_PROJECT, &serde_json::to_vec(&meta).unwrap_or_default(), &blob)
+    }
+
+    /// Parse a project file.
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`] as for [`Model::from_bytes`]; a model file is refused with a hint.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (kind, meta, blob) = decode(bytes)?;
+        if kind == KIND_MODEL {
+            return Err(Error::ModelFile("this is a model file, not a project; load it with Classifier.load / headtune predict".into()));
+        }
+        let meta: ProjectMeta = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
+        if meta.backbone != BACKBONE_ID {
+            return Err(Error::ModelFile(format!("project was made with backbone {:?}; this build has {BACKBONE_ID:?}", meta.backbone)));
+        }
+        let mut cursor = Blob { values: &blob, at: 0 };
+        let mut examples = Vec::with_capacity(meta.examples.len());
+        for e in meta.examples {
+            if e.views == 0 || e.views > 64 {
+                return Err(Error::ModelFile(format!("example {} claims {} views", e.id, e.views)));
+            }
+            let views = (0..e.views).map(|_| cursor.take(EMBED_DIM).map(<[f32]>::to_vec)).collect::<Result<Vec<_>>>()?;
+            examples.push(Example { id: e.id, class: e.class, name: e.name, views });
+        }
+        let store = Store::from_parts(meta.classes, examples)?;
+        let model = match meta.model {
+            Some(m) => Some(Model::from_meta(m, &mut cursor)?),
+            None => None,
+        };
+        cursor.finish()?;
+        Ok(Self { store, augment: meta.augment, training: meta.training, model, extra: meta.extra })
+    }
+}
+
+/// Reads consecutive arrays out of the blob, refusing to run past its end.
+struct Blob<'a> {
+    values: &'a [f32],
+    at: usize,
+}
+
+impl Blob<'_> {
+    fn take(&mut self, n: usize) -> Result<&[f32]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.values.len()).ok_or_else(|| {
+            Error::ModelFile(format!("weights are shorter than the metadata says ({} values)", self.values.len()))
+        })?;
+        let out = &self.values[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn dense(&mut self, s: &DenseShape) -> Result<DenseWeights> {
+        if s.d_in == 0 || s.d_out == 0 || s.d_in > 1 << 16 || s.d_out > 1 << 16 {
+            return Err(Error::ModelFile(format!("implausible layer shape {}×{}", s.d_in, s.d_out)));
+        }
+        let weight = self.take(s.d_in * s.d_out)?.to_vec();
+        let bias = self.take(s.d_out)?.to_vec();
+        Ok(DenseWeights { d_in: s.d_in, d_out: s.d_out, weight, bias })
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.at != self.values.len() {
+            return Err(Error::ModelFile(format!("{} unexpected trailing values", self.values.len() - self.at)));
+        }
+        Ok(())
+    }
+}
+
+fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 8 + meta.len() + 8 + blob.len() * 4 + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.push(kind);
+    out.push(0);
+    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    out.extend_from_slice(meta);
+    out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+    for v in blob {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Check framing and checksum; return (kind, meta bytes, blob values).
+fn decode(bytes: &[u8]) -> Result<(u8, &[u8], Vec<f32>)> {
+    let bad = |m: &str| Error::ModelFile(m.to_string());
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(bad("not a headtune file (wrong magic bytes)"));
+    }
+    if bytes.len() < 8 + 8 + 8 + 4 {
+        return Err(bad("file is truncated"));
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version > VERSION {
+        return Err(Error::ModelFile(format!("file version {version} is newer than this headtune (reads ≤ {VERSION}); update headtune")));
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let meta_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+    let meta_end = 16usize.checked_add(meta_len).filter(|&e| meta_len <= MAX_META && e + 8 <= body.len());
+    let Some(meta_end) = meta_end else {
+        return Err(bad("file is truncated"));
+    };
+    let blob_len = u64::from_le_bytes(body[meta_end..meta_end + 8].try_into().map_err(|_| bad("file is truncated"))?);
+    let blob_bytes = &body[meta_end + 8..];
+    if (blob_bytes.len() as u64) != blob_len.saturating_mul(4) {
+        return Err(bad("file is truncated or has trailing bytes"));
+    }
+    if crc32fast::hash(body) != stored {
+        return Err(bad("checksum mismatch: the file is corrupted"));
+    }
+    let kind = bytes[10];
+    if kind != KIND_MODEL && kind != KIND_PROJECT {
+        return Err(Error::ModelFile(format!("unknown file kind {kind}")));
+    }
+    let blob = blob_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok((kind, &body[16..meta_end], blob))
+}

@@ -1,0 +1,555 @@
+//! The wasm boundary: the only `#[wasm_bindgen]` code of headtune.
+//!
+//! One [`Engine`] holds a loaded backbone, the embedding store and the last trained model. It is
+//! driven by the JS wrapper's Web Worker (`www/lib/worker.js`), which serialises calls, so an
+//! engine never runs two operations at once. Everything here is thin glue: argument conversion,
+//! choosing the device, and one policy of its own — when the WebGPU backend fails mid-work, the
+//! engine reloads the backbone on the CPU backend, redoes the failed step there and carries on,
+//! keeping every embedding already in the store.
+//!
+//! Rust errors become real JS `Error`s carrying the message of [`Error`] and a `code` property
+//! naming its variant (e.g. `"ModelFile"`, `"Cancelled"`).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+use burn::tensor::wgpu::WgpuBackend;
+use burn::tensor::Device;
+use js_sys::{Function, Promise, Reflect};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::backbone::Backbone;
+use crate::error::{Error, Result};
+use crate::predict::{predict_image, Classifier};
+use crate::preprocess;
+use crate::project::{Model, Project};
+use crate::store::{embed_views, fingerprint, AugmentConfig, Store};
+use crate::train::{train_pausing, EpochStats, TrainConfig};
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    // Panics (bugs, not user errors) then show their message in the console instead of
+    // "unreachable executed".
+    console_error_panic_hook::set_once();
+}
+
+/// The version of the crate, so the page can show which engine it runs.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").into()
+}
+
+/// A JS `Error` with the message of `e` and `code` = its variant name.
+fn to_js(e: Error) -> JsValue {
+    // The variant name is the start of the Debug form (`Corrupt("…")`, `TooLarge { … }`), so new
+    // variants get a code without touching this file.
+    let debug = format!("{e:?}");
+    let code: String = debug.chars().take_while(char::is_ascii_alphanumeric).collect();
+    let err = js_sys::Error::new(&e.to_string());
+    // Setting a property on a fresh Error object cannot fail; if it somehow did, the message
+    // alone is still a correct error.
+    let _ = Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+/// Serialise a result as plain JS data (objects, arrays, numbers, `null` for `None`).
+fn to_value<T: Serialize>(v: &T) -> Result<JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Error::Backend(format!("cannot convert the result to JS: {e}")))
+}
+
+/// Parse JS data into `T`, reporting serde's message (which lists the expected field names).
+fn from_value<T: serde::de::DeserializeOwned>(v: JsValue, what: &str) -> Result<T> {
+    if v.is_undefined() || v.is_null() {
+        return from_value(js_sys::Object::new().into(), what);
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+}
+
+/// How a result crosses to JS. Float vectors become `Float32Array`s in one copy: serialising
+/// them element by element through serde costs ~0.5 ms per value in Chromium.
+trait IntoJs {
+    fn into_js(self) -> Result<JsValue>;
+}
+
+macro_rules! into_js_via_serde {
+    ($($t:ty),*) => {$(
+        impl IntoJs for $t {
+            fn into_js(self) -> Result<JsValue> {
+                to_value(&self)
+            }
+        }
+    )*};
+}
+into_js_via_serde!(f64, usize, crate::train::TrainReport);
+
+impl IntoJs for Vec<f32> {
+    fn into_js(self) -> Result<JsValue> {
+        Ok(js_sys::Float32Array::from(self.as_slice()).into())
+    }
+}
+
+impl IntoJs for crate::predict::PredictOutput {
+    fn into_js(self) -> Result<JsValue> {
+        let data = self.heatmap.as_ref().map(|h| js_sys::Float32Array::from(h.data.as_slice()));
+        let mut plain = self;
+        if let Some(h) = plain.heatmap.as_mut() {
+            h.data = Vec::new();
+        }
+        let value = to_value(&plain)?;
+        if let Some(data) = data {
+            let heatmap = Reflect::get(&value, &"heatmap".into()).map_err(|_| Error::Backend("heatmap missing".into()))?;
+            Reflect::set(&heatmap, &"data".into(), &data).map_err(|_| Error::Backend("cannot set heatmap data".into()))?;
+        }
+        Ok(value)
+    }
+}
+
+thread_local! {
+    /// burn registers one wgpu runtime per page/worker and refuses a second initialisation, so
+    /// the device is created once and shared by every engine in this worker.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The browser's WebGPU device as a burn device, initialised on first use.
+async fn webgpu_device() -> Result<Device> {
+    if let Some(d) = WEBGPU.with(|g| g.borrow().clone()) {
+        return Ok(d);
+    }
+    let device = Device::wgpu_options()
+        .graphics_api(WgpuBackend::WebGpu)
+        .init_async()
+        .await
+        .map_err(|e| Error::Backend(format!("WebGPU is not available: {e}")))?;
+    WEBGPU.with(|g| *g.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+/// Which compute backend an engine runs the backbone on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    WebGpu,
+    Cpu,
+}
+
+impl Backend {
+    fn parse(name: &str) -> Result<Self> {
+        match name {
+            "webgpu" => Ok(Self::WebGpu),
+            "cpu" => Ok(Self::Cpu),
+            other => Err(Error::InvalidArgument(format!("backend is {other:?}; use \"webgpu\" or \"cpu\""))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::WebGpu => "webgpu",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
+/// Everything an engine holds. Behind `Rc<RefCell<_>>` so the futures handed to JS can own it;
+/// borrows are never held across an `await`.
+struct State {
+    /// Kept so the backbone can be reloaded on the CPU if WebGPU fails (5 MB).
+    weights: Vec<u8>,
+    backbone: Rc<Backbone>,
+    backend: Backend,
+    /// Why the engine switched to the CPU mid-work, if it did.
+    fallback: Option<String>,
+    /// Test hook: the next backbone call on WebGPU fails as if the device were lost.
+    fail_next_gpu_call: bool,
+    store: Store,
+    augment: AugmentConfig,
+    training: Option<TrainConfig>,
+    model: Option<Model>,
+    extra: serde_json::Value,
+}
+
+impl State {
+    fn switch_to_cpu(&mut self, why: &str) -> Result<()> {
+        self.backbone = Rc::new(Backbone::load(&self.weights, Device::flex())?);
+        self.backend = Backend::Cpu;
+        self.fallback = Some(format!("WebGPU failed during work ({why}); continued on the CPU backend"));
+        Ok(())
+    }
+}
+
+/// Run `f` with the current backbone; if it fails on WebGPU with a backend error, switch the
+/// engine to the CPU backend and run it once more there.
+async fn with_backbone<T, F, Fut>(state: &Rc<RefCell<State>>, f: F) -> Result<T>
+where
+    F: Fn(Rc<Backbone>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let (backbone, on_gpu, simulate) = {
+        let mut s = state.borrow_mut();
+        let simulate = s.backend == Backend::WebGpu && std::mem::take(&mut s.fail_next_gpu_call);
+        (s.backbone.clone(), s.backend == Backend::WebGpu, simulate)
+    };
+    let first = if simulate { Err(Error::Backend("simulated device loss".into())) } else { f(backbone).await };
+    match first {
+        Err(Error::Backend(why)) if on_gpu => {
+            state.borrow_mut().switch_to_cpu(&why)?;
+            let backbone = state.borrow().backbone.clone();
+            f(backbone).await
+        }
+        other => other,
+    }
+}
+
+/// An image as it arrives from JS: the bytes of a file, or straight RGBA pixels from a canvas.
+fn decode_input(bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Result<crate::image::Rgb> {
+    match (bytes, rgba) {
+        (Some(b), _) => crate::image::decode(&b),
+        (None, Some(px)) => crate::image::from_rgba(width, height, px),
+        (None, None) => Err(Error::InvalidArgument("no image data given".into())),
+    }
+}
+
+/// The headtune engine of one worker: a backbone on one backend, the embedding store and the
+/// last trained model.
+#[wasm_bindgen]
+pub struct Engine {
+    state: Rc<RefCell<State>>,
+}
+
+impl Engine {
+    async fn new(weights: Vec<u8>, backend: &str) -> Result<Self> {
+        let backend = Backend::parse(backend)?;
+        let device = match backend {
+            Backend::WebGpu => webgpu_device().await?,
+            Backend::Cpu => Device::flex(),
+        };
+        let backbone = Rc::new(Backbone::load(&weights, device)?);
+        Ok(Self {
+            state: Rc::new(RefCell::new(State {
+                weights,
+                backbone,
+                backend,
+                fallback: None,
+                fail_next_gpu_call: false,
+                store: Store::new(),
+                augment: AugmentConfig::default(),
+                training: None,
+                model: None,
+                extra: serde_json::Value::Null,
+            })),
+        })
+    }
+
+    fn promise<T, Fut>(&self, f: impl FnOnce(Rc<RefCell<State>>) -> Fut) -> Promise
+    where
+        T: IntoJs,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
+        let fut = f(self.state.clone());
+        future_to_promise(async move { fut.await.and_then(IntoJs::into_js).map_err(to_js) })
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Load the backbone from `weights` (the bytes of `efficientnet_lite0.safetensors`) on
+    /// `backend` (`"webgpu"` or `"cpu"`).
+    #[wasm_bindgen(js_name = create)]
+    pub async fn create(weights: Vec<u8>, backend: String) -> Result<Engine, JsValue> {
+        Self::new(weights, &backend).await.map_err(to_js)
+    }
+
+    /// An engine restored from a project file (classes, embeddings, settings, model).
+    /// The file is checked before the backbone is loaded, so a bad file fails fast.
+    #[wasm_bindgen(js_name = loadProject)]
+    pub async fn load_project(weights: Vec<u8>, backend: String, project: Vec<u8>) -> Result<Engine, JsValue> {
+        let project = Project::from_bytes(&project).map_err(to_js)?;
+        let engine = Self::new(weights, &backend).await.map_err(to_js)?;
+        {
+            let mut s = engine.state.borrow_mut();
+            s.store = project.store;
+            s.augment = project.augment;
+            s.training = project.training;
+            s.model = project.model;
+            s.extra = project.extra;
+        }
+        Ok(engine)
+    }
+
+    /// An inference-only engine for a model file (as written by `exportModel` or the CLI).
+    #[wasm_bindgen(js_name = loadModel)]
+    pub async fn load_model(weights: Vec<u8>, backend: String, model: Vec<u8>) -> Result<Engine, JsValue> {
+        let model = Model::from_bytes(&model).map_err(to_js)?;
+        let engine = Self::new(weights, &backend).await.map_err(to_js)?;
+        engine.state.borrow_mut().model = Some(model);
+        Ok(engine)
+    }
+
+    /// `"webgpu"` or `"cpu"`: the backend the backbone runs on now.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.state.borrow().backend.name().into()
+    }
+
+    /// Why the engine left WebGPU mid-work, or `undefined`.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.state.borrow().fallback.clone()
+    }
+
+    /// Test hook: make the next backbone call on WebGPU fail as a lost device would.
+    #[wasm_bindgen(js_name = simulateBackendFailure)]
+    pub fn simulate_backend_failure(&self) {
+        self.state.borrow_mut().fail_next_gpu_call = true;
+    }
+
+    /// Set how augmented views are drawn for images added from now on.
+    #[wasm_bindgen(js_name = setAugment)]
+    pub fn set_augment(&self, augment: JsValue) -> Result<(), JsValue> {
+        let augment: AugmentConfig = from_value(augment, "augment").map_err(to_js)?;
+        augment.validate().map_err(to_js)?;
+        self.state.borrow_mut().augment = augment;
+        Ok(())
+    }
+
+    /// The augmentation settings in use, as a plain object.
+    #[wasm_bindgen(getter)]
+    pub fn augment(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.state.borrow().augment).map_err(to_js)
+    }
+
+    /// Decode an image (file bytes, or `width × height` RGBA pixels), embed its evaluation view
+    /// and augmented views and add it to class `label`. Resolves to the new example's id.
+    #[wasm_bindgen(js_name = addImage)]
+    pub fn add_image(&self, label: String, name: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+        self.promise(move |state| async move {
+            // The seed of an image's views comes from its content, so re-adding the same file
+            // gives the same views whatever the order.
+            let seed = match (&bytes, &rgba) {
+                (Some(b), _) => fingerprint(b),
+                (None, Some(px)) => fingerprint(px),
+                (None, None) => 0,
+            };
+            let img = decode_input(bytes, width, height, rgba)?;
+            let augment = state.borrow().augment.clone();
+            let img = &img;
+            let augment = &augment;
+            let views = with_backbone(&state, |bb| async move { embed_views(&bb, img, augment, seed).await }).await?;
+            let id = state.borrow_mut().store.add(&label, &name, views)?;
+            // Ids are < 2^53 in any store a browser can hold, so they are exact as JS numbers.
+            Ok(id as f64)
+        })
+    }
+
+    /// `[{ name, count }]` of every class, in index order.
+    pub fn classes(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.state.borrow().store.classes()).map_err(to_js)
+    }
+
+    /// `[{ id, label, name, views }]` of every example (no embeddings).
+    pub fn examples(&self) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            id: u64,
+            label: &'a str,
+            name: &'a str,
+            views: usize,
+        }
+        let s = self.state.borrow();
+        let names = s.store.class_names();
+        let rows: Vec<Row<'_>> = s
+            .store
+            .examples()
+            .iter()
+            .map(|e| Row { id: e.id, label: names.get(e.class).map_or("", String::as_str), name: &e.name, views: e.views.len() })
+            .collect();
+        to_value(&rows).map_err(to_js)
+    }
+
+    /// Rename a class (onto an existing name: merge the two).
+    #[wasm_bindgen(js_name = renameClass)]
+    pub fn rename_class(&self, from: String, to: String) -> Result<(), JsValue> {
+        self.state.borrow_mut().store.rename_class(&from, &to).map_err(to_js)
+    }
+
+    /// Delete a class with its examples; returns how many examples went.
+    #[wasm_bindgen(js_name = removeClass)]
+    pub fn remove_class(&self, name: String) -> Result<usize, JsValue> {
+        self.state.borrow_mut().store.remove_class(&name).map_err(to_js)
+    }
+
+    /// Delete one example by id.
+    #[wasm_bindgen(js_name = removeExample)]
+    pub fn remove_example(&self, id: f64) -> Result<(), JsValue> {
+        if !(id >= 0.0 && id.fract() == 0.0 && id < 9.0e15) {
+            return Err(to_js(Error::InvalidArgument(format!("example id is {id}; ids are the whole numbers addImages returned"))));
+        }
+        self.state.borrow_mut().store.remove(id as u64).map(|_| ()).map_err(to_js)
+    }
+
+    /// Train a head on the store. `config` has the fields of [`TrainConfig`] (camelCase) plus
+    /// `augment`: `true`/absent = use every stored view, `false` = evaluation views only.
+    /// `onEpoch(stats)` is called after every epoch; `cancelled()` is polled between batches;
+    /// `pause()` returns a Promise awaited between epochs so the worker can see an abort.
+    /// Resolves to the training report; the head becomes the engine's model.
+    pub fn train(&self, config: JsValue, on_epoch: Function, cancelled: Function, pause: Function) -> Promise {
+        let parsed = parse_train_config(config);
+        self.promise(move |state| async move {
+            let (config, use_views) = parsed?;
+            let (store, augment) = {
+                let s = state.borrow();
+                (if use_views { s.store.clone() } else { eval_views_only(&s.store)? }, s.augment.clone())
+            };
+            let mut epoch_cb = |stats: &EpochStats| {
+                if let Ok(v) = to_value(stats) {
+                    // A throwing progress callback must not abort training.
+                    let _ = on_epoch.call1(&JsValue::NULL, &v);
+                }
+            };
+            let is_cancelled = || cancelled.call0(&JsValue::NULL).map(|v| v.is_truthy()).unwrap_or(false);
+            let pause_fn = || -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+                let p = pause.call0(&JsValue::NULL).ok().and_then(|v| v.dyn_into::<Promise>().ok());
+                Box::pin(async move {
+                    if let Some(p) = p {
+                        let _ = JsFuture::from(p).await;
+                    }
+                })
+            };
+            // The head is tiny: the CPU backend beats a GPU round trip per batch.
+            let outcome = train_pausing(&store, &config, &Device::flex(), &mut epoch_cb, &is_cancelled, &pause_fn).await?;
+            let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
+            let model = Model::from_training(classifier, config.clone(), augment, &outcome.report);
+            let mut s = state.borrow_mut();
+            s.training = Some(config);
+            s.model = Some(model);
+            Ok(outcome.report)
+        })
+    }
+
+    /// Whether a model is loaded or trained (so `predict` can run).
+    #[wasm_bindgen(getter, js_name = hasModel)]
+    pub fn has_model(&self) -> bool {
+        self.state.borrow().model.is_some()
+    }
+
+    /// Class names of the current model, in output order.
+    #[wasm_bindgen(getter, js_name = modelClasses)]
+    pub fn model_classes(&self) -> Vec<String> {
+        self.state.borrow().model.as_ref().map(|m| m.classifier.classes.clone()).unwrap_or_default()
+    }
+
+    /// Classify an image with the current model: `{ top: [{label, probability}], heatmap }`.
+    pub fn predict(&self, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>, top_k: usize, heatmap: bool) -> Promise {
+        self.promise(move |state| async move {
+            let classifier = state
+                .borrow()
+                .model
+                .as_ref()
+                .map(|m| m.classifier.clone())
+                .ok_or_else(|| Error::Data("no model yet: train one or load a model file first".into()))?;
+            let img = decode_input(bytes, width, height, rgba)?;
+            let (img, classifier) = (&img, &classifier);
+            with_backbone(&state, |bb| async move { predict_image(&bb, classifier, img, top_k, heatmap).await }).await
+        })
+    }
+
+    /// The 1280-d embedding of an image's evaluation view.
+    pub fn embed(&self, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+        self.promise(move |state| async move {
+            let img = decode_input(bytes, width, height, rgba)?;
+            let input = preprocess::preprocess_eval(&img)?;
+            let input = &input;
+            let mut out = with_backbone(&state, |bb| async move { bb.embed(&[input]).await }).await?;
+            out.pop().ok_or_else(|| Error::Backend("the backbone returned no embedding".into()))
+        })
+    }
+
+    /// Benchmark helper: decode and preprocess `bytes` once, then run `rounds` forward passes of
+    /// `batch` copies. Resolves to the seconds the forward passes took (readback included,
+    /// decoding excluded, so the number compares with other runtimes fed tensors).
+    #[wasm_bindgen(js_name = embedBatch)]
+    pub fn embed_batch(&self, bytes: Vec<u8>, batch: usize, rounds: usize) -> Promise {
+        self.promise(move |state| async move {
+            if !(1..=64).contains(&batch) || !(1..=1000).contains(&rounds) {
+                return Err(Error::InvalidArgument(format!("batch is {batch}, rounds {rounds}; use 1 to 64 and 1 to 1000")));
+            }
+            let input = preprocess::preprocess_eval(&crate::image::decode(&bytes)?)?;
+            let refs: Vec<&[f32]> = (0..batch).map(|_| input.as_slice()).collect();
+            let refs = &refs;
+            let start = js_sys::Date::now();
+            for _ in 0..rounds {
+                with_backbone(&state, |bb| async move { bb.embed(refs).await }).await?;
+            }
+            Ok((js_sys::Date::now() - start) / 1000.0)
+        })
+    }
+
+    /// The current model as a model file (the same format the CLI reads and writes).
+    #[wasm_bindgen(js_name = exportModel)]
+    pub fn export_model(&self) -> Result<Vec<u8>, JsValue> {
+        self.state
+            .borrow()
+            .model
+            .as_ref()
+            .map(Model::to_bytes)
+            .ok_or_else(|| to_js(Error::Data("no model to export: train one first".into())))
+    }
+
+    /// Everything (classes, embeddings, settings, model, and `extra` app data) as a project file.
+    #[wasm_bindgen(js_name = saveProject)]
+    pub fn save_project(&self, extra: JsValue) -> Result<Vec<u8>, JsValue> {
+        let mut s = self.state.borrow_mut();
+        if !extra.is_undefined() {
+            s.extra = from_value(extra, "extra").map_err(to_js)?;
+        }
+        let project = Project {
+            store: s.store.clone(),
+            augment: s.augment.clone(),
+            training: s.training.clone(),
+            model: s.model.clone(),
+            extra: s.extra.clone(),
+        };
+        Ok(project.to_bytes())
+    }
+
+    /// The app data stored with the project (`null` if none).
+    #[wasm_bindgen(getter)]
+    pub fn extra(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.state.borrow().extra).map_err(to_js)
+    }
+}
+
+/// Split the JS training options into [`TrainConfig`] and whether to use augmented views.
+fn parse_train_config(config: JsValue) -> Result<(TrainConfig, bool)> {
+    let mut value: serde_json::Value = from_value(config, "train options")?;
+    let use_views = match value.as_object_mut().and_then(|o| o.remove("augment")) {
+        None | Some(serde_json::Value::Bool(true)) | Some(serde_json::Value::Null) => true,
+        Some(serde_json::Value::Bool(false)) => false,
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!(
+                "train option augment is {other}; use true (train on the augmented views stored with each image) \
+                 or false (evaluation views only) — how views are drawn is set before adding images"
+            )))
+        }
+    };
+    let config: TrainConfig =
+        serde_json::from_value(value).map_err(|e| Error::InvalidArgument(format!("train options: {e}")))?;
+    config.validate()?;
+    Ok((config, use_views))
+}
+
+/// A copy of the store keeping only each example's evaluation view.
+fn eval_views_only(store: &Store) -> Result<Store> {
+    let examples = store
+        .examples()
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.views.truncate(1);
+            e
+        })
+        .collect();
+    Store::from_parts(store.class_names().to_vec(), examples)
+}

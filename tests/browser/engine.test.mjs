@@ -1,0 +1,409 @@
+// The headtune package in headless Debian Chromium, through a real page that imports it.
+// WebGPU here is SwiftShader (correct, ~100× slower than the CPU backend), so the WebGPU tests
+// push at most 4 images through the backbone.
+//
+// Run with: bash tests/browser/run.sh
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startServer, launch, openHarness, cli, jsonLines, maxAbsDiff, ROOT, CLI } from './helpers.mjs';
+
+const TOL_EMBED = 1e-3;
+const TOL_PROB = 1e-4;
+
+let server;
+let browser;
+let page;
+let tmp;
+let cliEmbedding;
+let keepCpuEmbedding;
+
+/** Whether the native CLI is there to compare with; skips the rest of the test (visibly) if not. */
+function needCli(t) {
+  if (cliEmbedding) return true;
+  t.skip(`native CLI ${CLI} not built (tests/browser/run.sh builds it)`);
+  return false;
+}
+
+/** Evaluate `fn(arg)` in the page. */
+const run = (fn, arg) => page.evaluate(fn, arg);
+
+describe('headtune in the browser', () => {
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headtune-browser-'));
+    server = await startServer();
+    browser = await launch();
+    page = await openHarness(browser, server.url);
+    // run.sh builds the CLI when it is missing; running this file by hand without it skips
+    // only the comparisons with the native side.
+    if (fs.existsSync(CLI)) {
+      const [line] = jsonLines(cli(['embed', '--json', 'tests/fixtures/chelsea.png']));
+      cliEmbedding = line.embedding;
+      assert.equal(cliEmbedding.length, 1280);
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('rejects invalid arguments at once, listing the valid values', async () => {
+    const out = await run(async () => {
+      const { Tuner, Classifier } = window.headtune;
+      const msg = async (f) => {
+        try {
+          await f();
+          return 'no error';
+        } catch (e) {
+          return `${e.constructor.name}: ${e.message}`;
+        }
+      };
+      return {
+        backend: await msg(() => Tuner.create({ backend: 'gpu' })),
+        option: await msg(() => Tuner.create({ bakend: 'cpu' })),
+        model: await msg(() => Classifier.load('not bytes')),
+      };
+    });
+    assert.match(out.backend, /TypeError: .*backend is "gpu"; use 'auto', 'webgpu', 'cpu'/);
+    assert.match(out.option, /unknown option "bakend"; valid options are backend, modelUrl, onProgress/);
+    assert.match(out.model, /Uint8Array or ArrayBuffer/);
+  });
+
+  it('CPU backend: chelsea.png embedding within 1e-3 of the native CLI', { timeout: 120_000 }, async (t) => {
+    const out = await run(async () => {
+      const events = [];
+      const t0 = performance.now();
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu', onProgress: (e) => events.push(e.status) });
+      const ready = performance.now() - t0;
+      window.keep.cpu = tuner;
+      const emb = await tuner.embed(await window.fx.fixture('chelsea.png'));
+      return { backend: tuner.backend, reason: tuner.backendReason, events, ready, emb: Array.from(emb) };
+    });
+    assert.equal(out.backend, 'cpu');
+    assert.ok(out.reason.length > 0);
+    assert.deepEqual([...new Set(out.events)], ['initiate', 'progress', 'done', 'ready']);
+    keepCpuEmbedding = out.emb;
+    if (!needCli(t)) return;
+    const d = maxAbsDiff(out.emb, cliEmbedding);
+    console.log(`  cpu vs native: max |Δ| = ${d.toExponential(2)} (cold start ${out.ready.toFixed(0)} ms)`);
+    assert.ok(d < TOL_EMBED, `max |Δ| ${d}`);
+  });
+
+  it('refuses bad training settings with the valid names and ranges', { timeout: 60_000 }, async () => {
+    const out = await run(async () => {
+      const tuner = window.keep.cpu;
+      const msg = async (opts) => {
+        try {
+          await tuner.train(opts);
+          return 'no error';
+        } catch (e) {
+          return `${e.code}: ${e.message}`;
+        }
+      };
+      return {
+        unknown: await msg({ epochz: 3 }),
+        range: await msg({ learningRate: 5 }),
+        head: await msg({ head: 'cnn' }),
+        empty: await msg({ epochs: 3 }),
+      };
+    });
+    assert.match(out.unknown, /InvalidArgument: .*unknown field `epochz`, expected one of `epochs`, `learningRate`/);
+    assert.match(out.range, /learningRate is 5; use a value in \(0, 1\]/);
+    assert.match(out.head, /unknown variant `cnn`, expected `linear` or `mlp`/);
+    assert.match(out.empty, /^Data: training needs at least two classes/);
+  });
+
+  it('WebGPU backend: chelsea.png embedding within 1e-3 of CPU and of the native CLI', { timeout: 300_000 }, async (t) => {
+    const out = await run(async () => {
+      const tuner = await window.headtune.Tuner.create({ backend: 'webgpu' });
+      window.keep.gpu = tuner;
+      const emb = await tuner.embed(await window.fx.fixture('chelsea.png'));
+      return { backend: tuner.backend, reason: tuner.backendReason, emb: Array.from(emb) };
+    });
+    assert.equal(out.backend, 'webgpu');
+    const dCpu = maxAbsDiff(out.emb, keepCpuEmbedding);
+    console.log(`  webgpu (${out.reason}) vs cpu: max |Δ| = ${dCpu.toExponential(2)}`);
+    assert.ok(dCpu < TOL_EMBED, `webgpu vs cpu max |Δ| ${dCpu}`);
+    if (!needCli(t)) return;
+    const dNative = maxAbsDiff(out.emb, cliEmbedding);
+    console.log(`  webgpu vs native: max |Δ| = ${dNative.toExponential(2)}`);
+    assert.ok(dNative < TOL_EMBED, `webgpu vs native max |Δ| ${dNative}`);
+  });
+
+  it("backend 'auto' picks a backend and says why", { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const tuner = await window.headtune.Tuner.create({ backend: 'auto' });
+      const r = { backend: tuner.backend, reason: tuner.backendReason };
+      tuner.dispose();
+      return r;
+    });
+    console.log(`  auto → ${out.backend}: ${out.reason}`);
+    assert.ok(['webgpu', 'cpu'].includes(out.backend));
+    assert.ok(out.reason.length > 10);
+  });
+
+  it('CPU: trains on two classes and predicts both right; abort stops training', { timeout: 240_000 }, async () => {
+    const out = await run(async () => {
+      const { fx } = window;
+      const tuner = window.keep.cpu;
+      const progress = [];
+      const cats = await tuner.addImages('cat', await fx.crops('chelsea.png', 4), { onProgress: (e) => progress.push(e.status) });
+      const cups = await tuner.addImages('coffee', await fx.crops('coffee.png', 4));
+      const epochs = [];
+      const report = await tuner.train({ epochs: 40, seed: 7, learningRate: 0.01, onEpoch: (s) => epochs.push(s.epoch) });
+      const cat = await tuner.predict(await fx.fixture('chelsea.png'), { topK: 2, heatmap: true });
+      const cup = await tuner.predict(await fx.fixture('coffee.png'));
+
+      // Abort: a long training is stopped from its first epoch callback.
+      const ac = new AbortController();
+      let aborted;
+      try {
+        await tuner.train({ epochs: 10000, patience: 0, signal: ac.signal, onEpoch: () => ac.abort() });
+        aborted = 'finished';
+      } catch (e) {
+        aborted = e.name;
+      }
+      return {
+        cats,
+        cups,
+        progress: [...new Set(progress)],
+        classes: tuner.classes,
+        epochs: epochs.length,
+        report: { history: report.history.length, validation: report.validation, metrics: report.metrics, warnings: report.warnings },
+        cat: cat.map((p) => ({ ...p })),
+        heat: cat.heatmap && { w: cat.heatmap.width, h: cat.heatmap.height, n: cat.heatmap.data.length, max: Math.max(...cat.heatmap.data) },
+        cup: cup.map((p) => ({ ...p })),
+        aborted,
+      };
+    });
+    assert.equal(out.cats.added, 4);
+    assert.equal(out.cups.added, 4);
+    assert.deepEqual(out.progress, ['initiate', 'progress', 'done']);
+    assert.deepEqual(out.classes, [{ name: 'cat', count: 4 }, { name: 'coffee', count: 4 }]);
+    assert.ok(out.epochs > 0 && out.report.history > 0);
+    assert.ok(out.report.metrics, 'held-out metrics');
+    assert.equal(out.cat[0].label, 'cat');
+    assert.equal(out.cup[0].label, 'coffee');
+    assert.ok(out.cat[0].probability > 0.5 && out.cup[0].probability > 0.5);
+    assert.deepEqual(out.heat && [out.heat.w, out.heat.h, out.heat.n], [56, 56, 56 * 56]);
+    // 0..1, normalised on the 7×7 grid; bilinear upsampling need not hit the peak cell's centre.
+    assert.ok(out.heat.max > 0.5 && out.heat.max <= 1, `heatmap max ${out.heat.max}`);
+    assert.equal(out.aborted, 'AbortError');
+    console.log(`  cat ${out.cat[0].probability.toFixed(3)}, coffee ${out.cup[0].probability.toFixed(3)}, validation ${out.report.validation}, held-out accuracy ${out.report.metrics.accuracy}`);
+  });
+
+  it('WebGPU: trains on 2 images and predicts both right; a lost device finishes on the CPU', { timeout: 400_000 }, async () => {
+    const out = await run(async () => {
+      const { fx } = window;
+      const tuner = window.keep.gpu;
+      const [cat] = await fx.crops('chelsea.png', 1);
+      const [cup] = await fx.crops('coffee.png', 1, { as: 'file' });
+      const added = [await tuner.addImages('cat', [cat]), await tuner.addImages('coffee', [cup])];
+      await tuner.train({ epochs: 40, seed: 3, learningRate: 0.01 });
+      // chelsea.png was embedded on this backend already (previous test): 3 more backbone runs.
+      const p1 = await tuner.predict(await fx.fixture('chelsea.png'));
+      const before = tuner.backend;
+      await tuner.simulateBackendFailure();
+      const p2 = await tuner.predict(await fx.fixture('coffee.png'));
+      return { added: added.map((a) => a.added), p1, p2, before, after: tuner.backend, reason: tuner.backendReason, classes: tuner.classes };
+    });
+    assert.deepEqual(out.added, [1, 1]);
+    assert.equal(out.p1[0].label, 'cat');
+    assert.equal(out.before, 'webgpu');
+    assert.equal(out.p2[0].label, 'coffee', 'prediction redone on the CPU');
+    assert.equal(out.after, 'cpu');
+    assert.match(out.reason, /WebGPU failed during work \(.*simulated device loss.*\); continued on the CPU backend/);
+    assert.deepEqual(out.classes, [{ name: 'cat', count: 1 }, { name: 'coffee', count: 1 }], 'embeddings kept');
+  });
+
+  it('a corrupt image among good ones is rejected with a reason; the rest are added', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { fx } = window;
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
+      const good = await fx.fixture('coffee.png');
+      const bytes = new Uint8Array(await good.arrayBuffer());
+      const truncated = new File([bytes.slice(0, 2000)], 'truncated.png', { type: 'image/png' });
+      const text = new File(['just some notes'], 'notes.txt', { type: 'text/plain' });
+      const empty = new File([], 'empty.jpg');
+      const [crop] = await fx.crops('chelsea.png', 1);
+      const r = await tuner.addImages('mixed', [good, truncated, text, crop, empty, 42]);
+      const classes = tuner.classes;
+      tuner.dispose();
+      return { r, classes };
+    });
+    assert.equal(out.r.added, 2);
+    assert.equal(out.r.ids.length, 2);
+    const reasons = Object.fromEntries(out.r.rejected.map((x) => [x.name, x.reason]));
+    assert.deepEqual(Object.keys(reasons).sort(), ['empty.jpg', 'image 6', 'notes.txt', 'truncated.png']);
+    assert.match(reasons['truncated.png'], /corrupt or truncated/);
+    assert.match(reasons['notes.txt'], /unsupported or unrecognised image format \(this is a text file\)/);
+    assert.match(reasons['empty.jpg'], /empty/);
+    assert.match(reasons['image 6'], /unsupported input/);
+    assert.deepEqual(out.classes, [{ name: 'mixed', count: 2 }]);
+  });
+
+  it('a corrupt model or project file rejects cleanly', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { Tuner, Classifier } = window.headtune;
+      const model = await window.keep.cpu.exportModel();
+      const attempt = async (f) => {
+        try {
+          const x = await f();
+          x.dispose?.();
+          return 'loaded';
+        } catch (e) {
+          return { name: e.name, message: e.message, code: e.code };
+        }
+      };
+      const flipped = model.slice();
+      flipped[flipped.length - 20] ^= 0xff;
+      return {
+        garbage: await attempt(() => Classifier.load(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), { backend: 'cpu' })),
+        flipped: await attempt(() => Classifier.load(flipped, { backend: 'cpu' })),
+        truncated: await attempt(() => Classifier.load(model.slice(0, model.length / 2), { backend: 'cpu' })),
+        modelAsProject: await attempt(() => Tuner.loadProject(model, { backend: 'cpu' })),
+        stillWorks: (await window.keep.cpu.predict(await window.fx.fixture('coffee.png')))[0].label,
+      };
+    });
+    assert.equal(out.garbage.code, 'ModelFile');
+    assert.match(out.garbage.message, /not a headtune file/);
+    assert.match(out.flipped.message, /checksum mismatch/);
+    assert.match(out.truncated.message, /truncated/);
+    assert.match(out.modelAsProject.message, /this is a model file, not a project/);
+    assert.equal(out.stillWorks, 'coffee');
+  });
+
+  it('a project saves and loads back with its classes, model and extra data', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { Tuner } = window.headtune;
+      const bytes = await window.keep.cpu.saveProject({ extra: { note: 'hello', n: 3 } });
+      const again = await Tuner.loadProject(bytes, { backend: 'cpu' });
+      const r = {
+        size: bytes.length,
+        classes: again.classes,
+        extra: again.extra,
+        a: (await window.keep.cpu.predict(await window.fx.fixture('chelsea.png')))[0],
+        b: (await again.predict(await window.fx.fixture('chelsea.png')))[0],
+        examples: (await again.examples()).length,
+      };
+      again.dispose();
+      return r;
+    });
+    assert.deepEqual(out.classes, [{ name: 'cat', count: 4 }, { name: 'coffee', count: 4 }]);
+    assert.deepEqual(out.extra, { note: 'hello', n: 3 });
+    assert.equal(out.examples, 8);
+    assert.equal(out.a.label, out.b.label);
+    assert.ok(Math.abs(out.a.probability - out.b.probability) < 1e-6);
+  });
+
+  it('a model trained by the CLI predicts the same probabilities in the browser (≤ 1e-4)', { timeout: 300_000 }, async (t) => {
+    if (!needCli(t)) return;
+    // Dataset: crops made in the page, written as PNG files into class folders.
+    const files = await run(async () => {
+      const { fx } = window;
+      const out = {};
+      for (const [cls, name] of [['cat', 'chelsea.png'], ['coffee', 'coffee.png']]) {
+        const crops = await fx.crops(name, 3, { as: 'file' });
+        out[cls] = await Promise.all(crops.map(async (f) => ({ name: f.name, bytes: await fx.bytesOf(f) })));
+      }
+      return out;
+    });
+    const dataset = path.join(tmp, 'dataset');
+    for (const [cls, list] of Object.entries(files)) {
+      fs.mkdirSync(path.join(dataset, cls), { recursive: true });
+      for (const f of list) fs.writeFileSync(path.join(dataset, cls, f.name), Buffer.from(f.bytes));
+    }
+    const modelPath = path.join(tmp, 'cli.headtune');
+    cli(['train', dataset, '--out', modelPath, '--epochs', '30', '--seed', '1', '--no-cache']);
+    const [native] = jsonLines(cli(['predict', modelPath, 'tests/fixtures/chelsea.png', '--json', '--top', '2']));
+    const browserTop = await run(async (bytes) => {
+      const clf = await window.headtune.Classifier.load(new Uint8Array(bytes), { backend: 'cpu' });
+      const p = await clf.predict(await window.fx.fixture('chelsea.png'), { topK: 2 });
+      const labels = clf.labels;
+      clf.dispose();
+      return { top: p.map((x) => ({ ...x })), labels };
+    }, Array.from(fs.readFileSync(modelPath)));
+    assert.deepEqual(browserTop.labels, ['cat', 'coffee']);
+    assert.equal(browserTop.top[0].label, 'cat');
+    for (const n of native.top) {
+      const b = browserTop.top.find((x) => x.label === n.label);
+      const d = Math.abs(b.probability - n.probability);
+      console.log(`  ${n.label}: native ${n.probability.toFixed(6)} browser ${b.probability.toFixed(6)} |Δ| ${d.toExponential(2)}`);
+      assert.ok(d <= TOL_PROB, `${n.label}: |Δ| ${d}`);
+    }
+  });
+
+  it('a model exported from the browser evaluates with `headtune eval`', { timeout: 300_000 }, async (t) => {
+    if (!needCli(t)) return;
+    const bytes = await run(async () => Array.from(await window.keep.cpu.exportModel()));
+    const modelPath = path.join(tmp, 'browser.headtune');
+    fs.writeFileSync(modelPath, Buffer.from(bytes));
+    const dataset = path.join(tmp, 'eval');
+    fs.mkdirSync(path.join(dataset, 'cat'), { recursive: true });
+    fs.mkdirSync(path.join(dataset, 'coffee'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'tests/fixtures/chelsea.png'), path.join(dataset, 'cat/chelsea.png'));
+    fs.copyFileSync(path.join(ROOT, 'tests/fixtures/coffee.png'), path.join(dataset, 'coffee/coffee.png'));
+    const [report] = jsonLines(cli(['eval', modelPath, dataset, '--json', '--no-cache']));
+    console.log(`  headtune eval: n=${report.n} accuracy=${report.accuracy}`);
+    assert.equal(report.n, 2);
+    assert.equal(report.accuracy, 1);
+  });
+
+  it('200 predictions do not grow wasm memory after the first few', { timeout: 300_000 }, async () => {
+    const out = await run(async () => {
+      const tuner = window.keep.cpu;
+      const [image] = await window.fx.crops('coffee.png', 1, { as: 'imagedata' });
+      const mem = [];
+      for (let i = 0; i < 200; i++) {
+        await tuner.predict(image, { heatmap: i % 2 === 0 });
+        if (i === 9 || i === 199) mem.push(await tuner.memory());
+      }
+      return mem;
+    });
+    console.log(`  wasm memory after 10 predictions ${out[0]} bytes, after 200 ${out[1]} bytes`);
+    assert.equal(out[1], out[0]);
+  });
+
+  it('makes no request except same-origin GETs of static files', () => {
+    assert.ok(page.requests.length > 5);
+    const foreign = page.requests.filter((r) => !r.startsWith(`GET ${server.url}/`));
+    assert.deepEqual(foreign, []);
+    console.log(`  ${page.requests.length} requests, all GET ${server.url}/…`);
+  });
+
+  it('classes can be renamed, merged and removed', { timeout: 60_000 }, async () => {
+    const out = await run(async () => {
+      const tuner = window.keep.cpu;
+      const steps = [];
+      await tuner.renameClass('cat', 'kitty');
+      steps.push(tuner.classes);
+      const [first] = await tuner.examples();
+      await tuner.removeExample(first.id);
+      steps.push(tuner.classes);
+      await tuner.renameClass('kitty', 'coffee');
+      steps.push(tuner.classes);
+      steps.push(await tuner.removeClass('coffee'));
+      steps.push(tuner.classes);
+      let err;
+      try {
+        await tuner.removeClass('nope');
+      } catch (e) {
+        err = e.message;
+      }
+      return { steps, err };
+    });
+    assert.deepEqual(out.steps, [
+      [{ name: 'kitty', count: 4 }, { name: 'coffee', count: 4 }],
+      [{ name: 'kitty', count: 3 }, { name: 'coffee', count: 4 }],
+      [{ name: 'coffee', count: 7 }],
+      7,
+      [],
+    ]);
+    assert.match(out.err, /no class named "nope"/);
+  });
+});

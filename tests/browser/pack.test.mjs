@@ -1,0 +1,35 @@
+// `npm pack` of www/ gives a tarball that installs and imports: the files list, the exports
+// map and the types are what a user of the npm package gets.
+
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from './helpers.mjs';
+
+it('npm pack gives an installable, importable package', { timeout: 120_000 }, async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headtune-pack-'));
+  try {
+    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
+    const [info] = JSON.parse(out);
+    const files = info.files.map((f) => f.path).sort();
+    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/worker.js', 'lib/images.js', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json']) {
+      assert.ok(files.includes(f), `${f} is in the tarball`);
+    }
+    assert.ok(!files.some((f) => f.endsWith('.sh') || f.endsWith('.py')), 'no build scripts in the tarball');
+    const app = path.join(tmp, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(tmp, info.filename)], { cwd: app, stdio: 'pipe' });
+    const mod = execFileSync('node', ['--input-type=module', '-e', "const m = await import('headtune'); console.log(JSON.stringify(Object.keys(m).sort()))"], { cwd: app, encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(mod), ['BACKENDS', 'Classifier', 'Tuner']);
+    const pkg = JSON.parse(fs.readFileSync(path.join(app, 'node_modules/headtune/package.json'), 'utf8'));
+    assert.equal(pkg.exports['.'].types, './lib/index.d.ts');
+    assert.equal(pkg.sideEffects, false);
+    console.log(`  ${info.filename}: ${info.files.length} files, ${(info.size / 1e6).toFixed(2)} MB packed, ${(info.unpackedSize / 1e6).toFixed(2)} MB unpacked`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test of the project, from a fresh machine: installs what it needs, then runs
+#   1. native Rust tests (backbone vs reference tensors, decoding, training, metrics, files, CLI)
+#   2. the browser tests (wasm package in headless Chromium), when the web build exists
+# Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup: python converter deps (numpy, safetensors) =="
+python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q numpy safetensors
+
+echo "== setup: test data (Debian dataset-fashion-mnist) =="
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist
+fi
+
+echo "== native: cargo test =="
+cargo test --workspace -- --test-threads=2
+
+if [ -f tests/browser/run.sh ]; then
+  echo "== browser: wasm package in headless Chromium =="
+  bash tests/browser/run.sh
+fi

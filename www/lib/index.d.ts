@@ -1,0 +1,246 @@
+// Types of the headtune JS API. Every method that does work returns a Promise; the work runs
+// in a dedicated Web Worker that owns the wasm instance.
+
+/** Where the backbone runs. `auto` prefers a hardware WebGPU adapter and falls back to the CPU. */
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+
+/** Anything `addImages` / `predict` accept. Files and Blobs are decoded in Rust (EXIF-aware). */
+export type ImageInput =
+  | File
+  | Blob
+  | ImageData
+  | ImageBitmap
+  | HTMLImageElement
+  | HTMLCanvasElement
+  | HTMLVideoElement
+  | OffscreenCanvas
+  | VideoFrame;
+
+/** Progress of `Tuner.create` / `Classifier.load` (weights download, then ready). */
+export type LoadProgress =
+  | { status: 'initiate'; file: string }
+  | { status: 'progress'; file: string; loaded: number; total: number; progress: number }
+  | { status: 'done'; file: string; loaded: number; total: number }
+  | { status: 'ready'; backend: 'webgpu' | 'cpu'; backendReason: string };
+
+/** Progress of `addImages`. */
+export type AddProgress =
+  | { status: 'initiate'; total: number }
+  | { status: 'progress'; done: number; total: number; name: string }
+  | { status: 'done'; total: number; added: number; rejected: number };
+
+/** How augmented views of each added image are drawn (set before adding images). */
+export interface AugmentOptions {
+  /** Augmented views per image besides the evaluation view (0–32, default 0). */
+  views?: number;
+  /** Smallest random crop as a fraction of the evaluation crop's area (0.1–1, default 0.6). */
+  minArea?: number;
+  /** Random left-right mirroring (default true). */
+  flip?: boolean;
+  /** ± brightness change, fraction of full scale (0–0.5, default 0.1). */
+  brightness?: number;
+  /** ± contrast change (0–0.5, default 0.1). */
+  contrast?: number;
+  /** Seed of the view sampler. */
+  seed?: number;
+}
+
+export interface CreateOptions {
+  /** Default `'auto'`. */
+  backend?: Backend;
+  /** Where to fetch `efficientnet_lite0.safetensors` (default: next to the package's wasm). */
+  modelUrl?: string | URL;
+  onProgress?: (event: LoadProgress) => void;
+  /** Augmentation of images added from now on. */
+  augment?: AugmentOptions;
+}
+
+export interface AddImagesOptions {
+  onProgress?: (event: AddProgress) => void;
+  /** Aborting rejects with an AbortError; images added before the abort stay added. */
+  signal?: AbortSignal;
+}
+
+export interface AddImagesResult {
+  /** How many images were added. */
+  added: number;
+  /** Their example ids, in input order (for `removeExample`). */
+  ids: number[];
+  /** Images that could not be used, with the reason (e.g. "image data is corrupt or truncated: …"). */
+  rejected: { name: string; reason: string }[];
+}
+
+export interface ClassInfo {
+  name: string;
+  count: number;
+}
+
+export interface ExampleInfo {
+  id: number;
+  label: string;
+  name: string;
+  /** Embedded views: 1 evaluation view + augmented ones. */
+  views: number;
+}
+
+export interface EpochStats {
+  epoch: number;
+  /** k-fold run (1-based) or null for the split / final run. */
+  fold: number | null;
+  loss: number;
+  accuracy: number;
+  valLoss: number | null;
+  valAccuracy: number | null;
+}
+
+export interface TrainOptions {
+  epochs?: number;
+  learningRate?: number;
+  batchSize?: number;
+  head?: 'linear' | 'mlp';
+  hiddenUnits?: number;
+  dropout?: number;
+  weightDecay?: number;
+  labelSmoothing?: number;
+  /** Fraction of each class held out (0 = none); small classes switch to k-fold. */
+  validationSplit?: number;
+  folds?: number;
+  /** `null`/absent = automatic (when classes are imbalanced). */
+  classBalanced?: boolean | null;
+  /** Early-stopping patience in epochs (0 = off). */
+  patience?: number;
+  /** Decision threshold on the second class's probability (two classes). */
+  threshold?: number;
+  seed?: number;
+  /** Train on the augmented views stored with each image (default true) or evaluation views only. */
+  augment?: boolean;
+  /** Aborting stops training between batches and rejects with an AbortError. */
+  signal?: AbortSignal;
+  onEpoch?: (stats: EpochStats) => void;
+  /** Further settings of the engine's TrainConfig; unknown names are refused with the valid list. */
+  [setting: string]: unknown;
+}
+
+export interface ClassMetrics {
+  name: string;
+  support: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+export interface Metrics {
+  n: number;
+  accuracy: number;
+  majorityBaseline: number;
+  perClass: ClassMetrics[];
+  /** `confusion[true][predicted]`. */
+  confusion: number[][];
+  /** Two-class extras: ROC curve, AUC, sensitivity/specificity. */
+  binary: null | {
+    positive: string;
+    roc: { threshold: number; fpr: number; tpr: number }[];
+    auc: number;
+    threshold: number;
+    sensitivity: number;
+    specificity: number;
+    youdenThreshold: number;
+    youdenSensitivity: number;
+    youdenSpecificity: number;
+  };
+}
+
+export interface TrainReport {
+  history: EpochStats[];
+  /** Held-out metrics (null when nothing could be held out). */
+  metrics: Metrics | null;
+  warnings: { code: string; message: string }[];
+  validation: 'split' | 'kfold' | 'none';
+  bestEpoch: number;
+  stoppedEarly: boolean;
+  classBalanced: boolean;
+  trainExamples: number;
+  trainRows: number;
+  [more: string]: unknown;
+}
+
+export interface Heatmap {
+  width: number;
+  height: number;
+  /** Row-major, 0..1 (1 = strongest evidence for `label`). */
+  data: Float32Array;
+  label: string;
+  /** The square of the source image the grid covers, in source pixels. */
+  crop: { x: number; y: number; side: number };
+  imageWidth: number;
+  imageHeight: number;
+}
+
+export interface Prediction {
+  label: string;
+  probability: number;
+}
+
+/** Sorted by probability, most probable first; `heatmap` when asked for. */
+export type Predictions = Prediction[] & { heatmap?: Heatmap };
+
+export interface PredictOptions {
+  /** How many classes to return (default 3). */
+  topK?: number;
+  /** Also compute the class-activation map of the top class (default false). */
+  heatmap?: boolean;
+}
+
+export interface BenchmarkResult {
+  backend: 'webgpu' | 'cpu';
+  batch: number;
+  rounds: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export declare const BACKENDS: readonly Backend[];
+
+export declare class Tuner {
+  private constructor();
+  /** Start a worker, download the weights (cached by the browser), pick a backend. */
+  static create(options?: CreateOptions): Promise<Tuner>;
+  /** Restore from `saveProject()` bytes; a corrupt or foreign file rejects with an Error. */
+  static loadProject(bytes: Uint8Array | ArrayBuffer, options?: CreateOptions): Promise<Tuner>;
+  readonly backend: 'webgpu' | 'cpu';
+  readonly backendReason: string;
+  readonly classes: ClassInfo[];
+  readonly augment: Required<AugmentOptions>;
+  readonly extra: unknown;
+  examples(): Promise<ExampleInfo[]>;
+  addImages(label: string, images: Iterable<ImageInput> | ArrayLike<ImageInput>, options?: AddImagesOptions): Promise<AddImagesResult>;
+  renameClass(from: string, to: string): Promise<void>;
+  /** Resolves to the number of examples removed. */
+  removeClass(name: string): Promise<number>;
+  removeExample(id: number): Promise<void>;
+  train(options?: TrainOptions): Promise<TrainReport>;
+  predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
+  /** The 1280-d backbone embedding of the image's evaluation view. */
+  embed(image: ImageInput): Promise<Float32Array>;
+  /** The model file: the same format `headtune train/eval/predict` use. */
+  exportModel(): Promise<Uint8Array>;
+  saveProject(options?: { extra?: unknown }): Promise<Uint8Array>;
+  benchmark(image: Blob | Uint8Array | ArrayBuffer, options?: { batch?: number; rounds?: number }): Promise<BenchmarkResult>;
+  /** Bytes of wasm memory in the worker. */
+  memory(): Promise<number>;
+  /** Test hook: the next WebGPU backbone call fails as a lost device would (work moves to the CPU). */
+  simulateBackendFailure(): Promise<void>;
+  dispose(): void;
+}
+
+export declare class Classifier {
+  private constructor();
+  static load(bytes: Uint8Array | ArrayBuffer, options?: Omit<CreateOptions, 'augment'>): Promise<Classifier>;
+  readonly backend: 'webgpu' | 'cpu';
+  readonly backendReason: string;
+  /** Class names in output order. */
+  readonly labels: string[];
+  predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
+  memory(): Promise<number>;
+  dispose(): void;
+}
