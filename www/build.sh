@@ -128,6 +128,7 @@ fi
 
 if [ -n "$WEIGHTS" ]; then
   cp "$WEIGHTS" "$OUT_DIR/$(basename "$WEIGHTS")"
+  chmod 644 "$OUT_DIR/$(basename "$WEIGHTS")"
 fi
 # Not an npm package of its own: the package is www/ (see www/package.json).
 rm -f "$OUT_DIR/package.json" "$OUT_DIR/.gitignore"

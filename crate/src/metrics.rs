@@ -115,10 +115,10 @@ pub fn binary_metrics(positive_name: &str, scores: &[f64], positive: &[bool], th
     let roc = roc_curve(scores, positive);
     let auc = roc.windows(2).map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0).sum();
     let (sensitivity, specificity) = operating_point(scores, positive, threshold);
-    // Youden's J over the curve's thresholds (skip the artificial +∞ start point).
+    // Youden's J over the curve's thresholds (skip the artificial "nothing is positive" start).
     let best = roc
         .iter()
-        .filter(|p| p.threshold.is_finite())
+        .skip(1)
         .max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr)).then(b.threshold.total_cmp(&a.threshold)))
         .copied()
         .unwrap_or(RocPoint { threshold: 0.5, fpr: 0.0, tpr: 0.0 });

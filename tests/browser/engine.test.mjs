@@ -247,6 +247,34 @@ describe('headtune in the browser', () => {
     assert.deepEqual(out.classes, [{ name: 'mixed', count: 2 }]);
   });
 
+  it('addImages stops on abort, keeping what was added; a disposed tuner refuses work', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
+      const ac = new AbortController();
+      let error;
+      try {
+        await tuner.addImages('cat', await window.fx.crops('chelsea.png', 6), {
+          signal: ac.signal,
+          onProgress: (e) => e.status === 'progress' && ac.abort(),
+        });
+      } catch (e) {
+        error = e.name;
+      }
+      const count = tuner.classes[0]?.count;
+      tuner.dispose();
+      let disposed;
+      try {
+        await tuner.predict(await window.fx.fixture('chelsea.png'));
+      } catch (e) {
+        disposed = e.message;
+      }
+      return { error, count, disposed };
+    });
+    assert.equal(out.error, 'AbortError');
+    assert.ok(out.count >= 1 && out.count < 6, `kept ${out.count} of 6`);
+    assert.match(out.disposed, /disposed/);
+  });
+
   it('a corrupt model or project file rejects cleanly', { timeout: 120_000 }, async () => {
     const out = await run(async () => {
       const { Tuner, Classifier } = window.headtune;

@@ -40,6 +40,26 @@ fn model_round_trip_is_exact_and_small() {
 }
 
 #[test]
+fn model_with_two_class_metrics_round_trips() {
+    // JSON has no infinity: every ROC threshold must survive the metadata round trip.
+    let probs = vec![vec![0.8, 0.2], vec![0.3, 0.7], vec![0.6, 0.4], vec![0.1, 0.9]];
+    let metrics = headtune::metrics::evaluate(&["a".into(), "b".into()], &[0, 1, 1, 1], &probs, 0.5);
+    let mut m = model();
+    m.classifier = Classifier::new(vec!["a".into(), "b".into()], HeadWeights {
+        kind: HeadKind::Linear,
+        hidden: None,
+        output: DenseWeights { d_in: 1280, d_out: 2, weight: vec![0.01; 2560], bias: vec![0.0, 0.1] },
+    })
+    .expect("classifier");
+    m.metrics = Some(metrics);
+    let back = Model::from_bytes(&m.to_bytes()).expect("parses");
+    assert_eq!(back, m);
+    let b = back.metrics.and_then(|m| m.binary).expect("binary metrics");
+    assert!(b.youden_threshold <= 1.0, "Youden threshold {} is a real score", b.youden_threshold);
+    assert_eq!(b.auc, 1.0, "the one negative (0.2) scores below every positive");
+}
+
+#[test]
 fn every_flipped_byte_is_rejected() {
     let bytes = model().to_bytes();
     // Flip one bit at a spread of positions: header, metadata, weights, checksum.
