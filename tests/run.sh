@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, from a fresh machine: installs what it needs, then runs
 #   1. native Rust tests (backbone vs reference tensors, decoding, training, metrics, files, CLI)
-#   2. the browser tests (wasm package in headless Chromium), when the web build exists
+#   2. the browser tests: the npm package (wasm engine in a Worker) on the CPU and WebGPU backends
+#   3. the end-to-end tests of the page (Playwright + Debian Chromium)
 # Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,8 @@ fi
 echo "== native: cargo test =="
 cargo test --workspace -- --test-threads=2
 
-if [ -f tests/browser/run.sh ]; then
-  echo "== browser: wasm package in headless Chromium =="
-  bash tests/browser/run.sh
-fi
+echo "== browser: the wasm package in headless Chromium (builds it from scratch if needed) =="
+bash tests/browser/run.sh
+
+echo "== end to end: the page in headless Chromium =="
+bash tests/e2e/run.sh
