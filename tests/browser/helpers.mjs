@@ -1,49 +1,24 @@
 // Shared plumbing of the browser tests and the benchmark: a static server over the repository,
 // Debian Chromium through playwright-core, and the native CLI.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { ROOT, CHROMIUM_ARGS, serveStatic } from '../chromium.mjs';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { ROOT, CHROMIUM_ARGS };
 export const CLI = path.join(ROOT, 'target/debug/headtune');
 
-/** Flags known to work here (shared/docs/TOOLCHAIN.md); WebGPU is SwiftShader without a GPU. */
-export const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-gpu-sandbox',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-];
-
-/** Serve the repository root with www/serve.py on a free port; resolves to { url, close, requests }. */
-export function startServer() {
-  return new Promise((resolve, reject) => {
-    const logFile = path.join(ROOT, 'tests/output', `requests-${process.pid}.log`);
-    fs.mkdirSync(path.dirname(logFile), { recursive: true });
-    const proc = spawn('python3', [path.join(ROOT, 'www/serve.py'), '--port', '0', '--root', ROOT, '--log', logFile], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    proc.on('error', reject);
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (line) => {
-      const m = line.match(/http:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) {
-        const close = () => {
-          proc.kill();
-          fs.rmSync(logFile, { force: true });
-        };
-        resolve({ url: `http://127.0.0.1:${m[1]}`, logFile, close });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
+/** Serve the repository root on a free port; resolves to { url, logFile, close }. */
+export async function startServer() {
+  const logFile = path.join(ROOT, 'tests/output', `requests-${process.pid}.log`);
+  const { url, proc } = await serveStatic({ root: ROOT, log: logFile });
+  const close = () => {
+    proc.kill();
+    fs.rmSync(logFile, { force: true });
+  };
+  return { url, logFile, close };
 }
 
 /** Launch headless Debian Chromium. */

@@ -7,11 +7,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, serveStatic } from '../chromium.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -20,14 +20,7 @@ const OUT = path.join(ROOT, 'tests/output');
 const XSS = '<img src=x onerror=alert(1)>';
 
 const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu-sandbox',
-  '--enable-unsafe-webgpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
+  ...CHROMIUM_ARGS,
   // A synthetic camera, allowed without a prompt, for the webcam test.
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
@@ -41,22 +34,10 @@ const requests = [];
 const dialogs = [];
 const pageErrors = [];
 
-function startServer() {
+async function startServer() {
   const log = path.join(OUT, `e2e-requests-${process.pid}.log`);
-  fs.mkdirSync(OUT, { recursive: true });
-  fs.rmSync(log, { force: true });
-  return new Promise((resolve, reject) => {
-    const proc = spawn('python3', [path.join(ROOT, 'www/serve.py'), '--port', '0', '--root', path.join(ROOT, 'www'), '--log', log], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    proc.on('error', reject);
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (line) => {
-      const m = line.match(/http:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, log, proc });
-    });
-  });
+  const { url, proc } = await serveStatic({ root: path.join(ROOT, 'www'), log });
+  return { url, log, proc };
 }
 
 async function newPage(viewport = { width: 1280, height: 900 }) {
