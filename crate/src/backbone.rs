@@ -27,16 +27,203 @@ pub const BACKBONE_ID: &str = "efficientnet-lite0/imagenet/tf-same/v1";
 /// Format tag the converter writes into the safetensors metadata.
 const WEIGHTS_FORMAT: &str = "headtune-efficientnet-lite0/1";
 
-/// `(repeats, kernel, stride of first, expand ratio, in, out)` per stage; no squeeze-excite.
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-];
+/// One stage of inverted-residual blocks: `repeats` blocks, the first with `stride` and
+/// `cin → cout`, the rest stride 1 and `cout → cout`. No squeeze-excite in the Lite family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    /// Blocks in the stage.
+    pub repeats: usize,
+    /// Depthwise kernel side.
+    pub kernel: usize,
+    /// Stride of the first block.
+    pub stride: usize,
+    /// Expansion ratio of the hidden width (1 = no expand conv).
+    pub expand: usize,
+    /// Input channels of the first block.
+    pub cin: usize,
+    /// Output channels of every block.
+    pub cout: usize,
+}
+
+/// One inverted-residual block, as the forward pass needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSpec {
+    /// Position among all blocks (the weights are named `blocks.{index}.*`).
+    pub index: usize,
+    /// Stage the block belongs to (0-based).
+    pub stage: usize,
+    /// Depthwise kernel side.
+    pub kernel: usize,
+    /// Depthwise stride.
+    pub stride: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Hidden (expanded) channels; equal to `cin` when there is no expand conv.
+    pub mid: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Whether a 1×1 expand conv comes first.
+    pub has_expand: bool,
+    /// Whether the input is added to the output (stride 1 and `cin == cout`).
+    pub residual: bool,
+}
+
+/// The shape of an EfficientNet-Lite network: everything the forward pass needs apart from the
+/// weights. Both the burn model and any other implementation of the forward pass are built from
+/// it, so they cannot disagree about the architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arch {
+    /// Identifier written into model files so a head is only ever used with its own backbone.
+    pub id: String,
+    /// Side of the square input the weights were trained at.
+    pub input_size: usize,
+    /// Output channels of the 3×3 stride-2 stem.
+    pub stem: usize,
+    /// The stages, in order.
+    pub stages: Vec<Stage>,
+    /// Output channels of the 1×1 head conv: the embedding width.
+    pub head: usize,
+    /// Outputs of the ImageNet classifier.
+    pub classes: usize,
+}
+
+impl Arch {
+    /// EfficientNet-Lite0 (BACKBONE.md): 224 px, 16 blocks, 4.65 M parameters.
+    pub fn lite0() -> Self {
+        let stage = |repeats, kernel, stride, expand, cin, cout| Stage { repeats, kernel, stride, expand, cin, cout };
+        Self {
+            id: BACKBONE_ID.into(),
+            input_size: 224,
+            stem: 32,
+            stages: vec![
+                stage(1, 3, 1, 1, 32, 16),
+                stage(2, 3, 2, 6, 16, 24),
+                stage(2, 5, 2, 6, 24, 40),
+                stage(3, 3, 2, 6, 40, 80),
+                stage(3, 5, 1, 6, 80, 112),
+                stage(4, 5, 2, 6, 112, 192),
+                stage(1, 3, 1, 6, 192, 320),
+            ],
+            head: EMBED_DIM,
+            classes: IMAGENET_CLASSES,
+        }
+    }
+
+    /// Every block in forward order.
+    pub fn blocks(&self) -> Vec<BlockSpec> {
+        let mut out = Vec::new();
+        for (stage, s) in self.stages.iter().enumerate() {
+            for r in 0..s.repeats {
+                let (cin, stride) = if r == 0 { (s.cin, s.stride) } else { (s.cout, 1) };
+                out.push(BlockSpec {
+                    index: out.len(),
+                    stage,
+                    kernel: s.kernel,
+                    stride,
+                    cin,
+                    mid: cin * s.expand,
+                    cout: s.cout,
+                    has_expand: s.expand != 1,
+                    residual: stride == 1 && cin == s.cout,
+                });
+            }
+        }
+        out
+    }
+
+    /// Channels entering the head conv (the last stage's output).
+    pub fn head_in(&self) -> usize {
+        self.stages.last().map_or(self.stem, |s| s.cout)
+    }
+}
+
+/// A convolution (BatchNorm folded in) as plain host data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvWeights {
+    /// `[cout, cin / groups, k, k]` (OIHW), dequantised to f32.
+    pub weight: Vec<f32>,
+    /// `[cout]`.
+    pub bias: Vec<f32>,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride (both directions); padding is always TF "SAME".
+    pub stride: usize,
+    /// 1 for a dense conv, `cin` for a depthwise one.
+    pub groups: usize,
+}
+
+/// The weights of one block (see [`BlockSpec`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockWeights {
+    /// The 1×1 expand conv, followed by ReLU6 (absent in blocks with expand ratio 1).
+    pub expand: Option<ConvWeights>,
+    /// The depthwise conv, followed by ReLU6.
+    pub depthwise: ConvWeights,
+    /// The linear 1×1 project conv.
+    pub project: ConvWeights,
+}
+
+/// Every weight of the network as plain f32 host data, dequantised from the file: the one
+/// input from which each implementation of the forward pass is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetWeights {
+    /// The architecture the weights belong to.
+    pub arch: Arch,
+    /// 3×3 stride-2 stem, followed by ReLU6.
+    pub stem: ConvWeights,
+    /// One entry per [`Arch::blocks`] item.
+    pub blocks: Vec<BlockWeights>,
+    /// 1×1 head conv, followed by ReLU6.
+    pub head: ConvWeights,
+    /// ImageNet classifier, PyTorch layout `[classes, head]`.
+    pub fc_weight: Vec<f32>,
+    /// `[classes]`.
+    pub fc_bias: Vec<f32>,
+}
+
+impl NetWeights {
+    /// Read compact (or f32) safetensors bytes, e.g. `include_bytes!` natively or bytes fetched
+    /// by the page. No file system is needed.
+    ///
+    /// # Errors
+    /// [`Error::Weights`] when a tensor is missing, has the wrong shape or dtype, or the file is
+    /// not a headtune backbone file.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
+        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned());
+        if format.as_deref() != Some(WEIGHTS_FORMAT) {
+            return Err(Error::Weights(format!(
+                "expected format {WEIGHTS_FORMAT:?}, found {format:?}; regenerate with models/convert.py"
+            )));
+        }
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
+        let loader = Loader { st: &st };
+        let arch = Arch::lite0();
+        let stem = loader.conv("stem", 3, arch.stem, 3, 2, 1)?;
+        let blocks = arch
+            .blocks()
+            .iter()
+            .map(|b| {
+                let p = format!("blocks.{}", b.index);
+                Ok(BlockWeights {
+                    expand: if b.has_expand { Some(loader.conv(&format!("{p}.expand"), b.cin, b.mid, 1, 1, 1)?) } else { None },
+                    depthwise: loader.conv(&format!("{p}.depthwise"), b.mid, b.mid, b.kernel, b.stride, b.mid)?,
+                    project: loader.conv(&format!("{p}.project"), b.mid, b.cout, 1, 1, 1)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = loader.conv("head", arch.head_in(), arch.head, 1, 1, 1)?;
+        let fc_weight = loader.weight("fc", &[arch.classes, arch.head])?;
+        let fc_bias = loader.bias("fc", arch.classes)?;
+        Ok(Self { arch, stem, blocks, head, fc_weight, fc_bias })
+    }
+}
 
 /// One inverted-residual block: [expand 1×1 → ReLU6] → depthwise k×k → ReLU6 → project 1×1
 /// (linear) → + input when the shape is unchanged.
@@ -86,49 +273,40 @@ pub struct Features {
 }
 
 impl EfficientNetLite0 {
-    /// Build the network from compact (or f32) safetensors bytes, e.g. `include_bytes!` natively
-    /// or bytes fetched by the page. No file system is needed.
-    ///
-    /// # Errors
-    /// [`Error::Weights`] when a tensor is missing, has the wrong shape or dtype, or the file is
-    /// not a headtune backbone file.
-    pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Self> {
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
-        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned());
-        if format.as_deref() != Some(WEIGHTS_FORMAT) {
-            return Err(Error::Weights(format!(
-                "expected format {WEIGHTS_FORMAT:?}, found {format:?}; regenerate with models/convert.py"
-            )));
-        }
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
-        let loader = Loader { st: &st, device };
-
-        let stem = loader.conv("stem", 3, 32, 3, 2, 1)?;
-        let mut blocks = Vec::with_capacity(16);
-        let mut i = 0;
-        for (repeats, k, stride, expand, cin, cout) in STAGES {
-            for r in 0..repeats {
-                let (cin, stride) = if r == 0 { (cin, stride) } else { (cout, 1) };
-                let mid = cin * expand;
-                let p = format!("blocks.{i}");
-                blocks.push(MbConv {
-                    expand: if expand == 1 {
-                        None
-                    } else {
-                        Some(loader.conv(&format!("{p}.expand"), cin, mid, 1, 1, 1)?)
-                    },
-                    depthwise: loader.conv(&format!("{p}.depthwise"), mid, mid, k, stride, mid)?,
-                    project: loader.conv(&format!("{p}.project"), mid, cout, 1, 1, 1)?,
-                    residual: stride == 1 && cin == cout,
-                });
-                i += 1;
+    /// Build the burn module from plain weights on `device`.
+    pub fn from_weights(w: &NetWeights, device: &Device) -> Self {
+        let specs = w.arch.blocks();
+        let blocks = specs
+            .iter()
+            .zip(&w.blocks)
+            .map(|(spec, b)| MbConv {
+                expand: b.expand.as_ref().map(|c| conv(c, device)),
+                depthwise: conv(&b.depthwise, device),
+                project: conv(&b.project, device),
+                residual: spec.residual,
+            })
+            .collect();
+        // The file stores PyTorch's `[out, in]`; burn's Linear wants `[in, out]`.
+        let (d_out, d_in) = (w.arch.classes, w.arch.head);
+        let mut t = vec![0f32; w.fc_weight.len()];
+        for o in 0..d_out {
+            for i in 0..d_in {
+                t[i * d_out + o] = w.fc_weight[o * d_in + i];
             }
         }
-        let head = loader.conv("head", 320, EMBED_DIM, 1, 1, 1)?;
-        let fc = loader.linear("fc", EMBED_DIM, IMAGENET_CLASSES)?;
-        Ok(Self { stem, blocks, head, fc })
+        let fc = Linear {
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [d_in, d_out]), device)),
+            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(w.fc_bias.clone(), [d_out]), device))),
+        };
+        Self { stem: conv(&w.stem, device), blocks, head: conv(&w.head, device), fc }
+    }
+
+    /// Build the network from safetensors bytes (see [`NetWeights::from_safetensors`]).
+    ///
+    /// # Errors
+    /// As [`NetWeights::from_safetensors`].
+    pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Self> {
+        Ok(Self::from_weights(&NetWeights::from_safetensors(bytes)?, device))
     }
 
     /// Run the frozen network up to the pooled embedding.
@@ -155,43 +333,31 @@ impl EfficientNetLite0 {
     }
 }
 
+/// A burn convolution with folded bias and TF-SAME padding from plain weights.
+fn conv(c: &ConvWeights, device: &Device) -> Conv2d {
+    let shape = [c.cout, c.cin / c.groups, c.kernel, c.kernel];
+    Conv2d {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(c.weight.clone(), shape), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(c.bias.clone(), [c.cout]), device))),
+        stride: [c.stride, c.stride],
+        kernel_size: [c.kernel, c.kernel],
+        dilation: [1, 1],
+        groups: c.groups,
+        padding: PaddingConfig2d::Same,
+    }
+}
+
 /// Reads named layers out of the safetensors file, dequantising as it goes.
 struct Loader<'a> {
     st: &'a SafeTensors<'a>,
-    device: &'a Device,
 }
 
 impl Loader<'_> {
-    /// A k×k convolution with folded bias and TF-SAME padding.
-    fn conv(&self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> Result<Conv2d> {
-        let shape = [cout, cin / groups, k, k];
-        let weight = self.weight(name, &shape)?;
+    /// A k×k convolution with folded bias.
+    fn conv(&self, name: &str, cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize) -> Result<ConvWeights> {
+        let weight = self.weight(name, &[cout, cin / groups, kernel, kernel])?;
         let bias = self.bias(name, cout)?;
-        Ok(Conv2d {
-            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), self.device)),
-            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [cout]), self.device))),
-            stride: [stride, stride],
-            kernel_size: [k, k],
-            dilation: [1, 1],
-            groups,
-            padding: PaddingConfig2d::Same,
-        })
-    }
-
-    /// A dense layer; the file stores PyTorch's `[out, in]`, burn wants `[in, out]`.
-    fn linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
-        let w = self.weight(name, &[d_out, d_in])?;
-        let mut t = vec![0f32; w.len()];
-        for o in 0..d_out {
-            for i in 0..d_in {
-                t[i * d_out + o] = w[o * d_in + i];
-            }
-        }
-        let bias = self.bias(name, d_out)?;
-        Ok(Linear {
-            weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [d_in, d_out]), self.device)),
-            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), self.device))),
-        })
+        Ok(ConvWeights { weight, bias, cin, cout, kernel, stride, groups })
     }
 
     fn bias(&self, name: &str, n: usize) -> Result<Vec<f32>> {
@@ -268,7 +434,8 @@ impl Backbone {
     /// # Errors
     /// As [`EfficientNetLite0::from_safetensors`].
     pub fn load(weights: &[u8], device: Device) -> Result<Self> {
-        let model = EfficientNetLite0::from_safetensors(weights, &device)?;
+        let weights = NetWeights::from_safetensors(weights)?;
+        let model = EfficientNetLite0::from_weights(&weights, &device);
         Ok(Self { model, device })
     }
 
