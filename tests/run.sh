@@ -3,23 +3,27 @@
 #   1. native Rust tests (backbone vs reference tensors, decoding, training, metrics, files, CLI)
 #   2. the browser tests: the npm package (wasm engine in a Worker) on the CPU and WebGPU backends
 #   3. the end-to-end tests of the page (Playwright + Debian Chromium)
+# Each artifact is built once: `cargo test` builds the test binaries and the CLI they share with
+# the browser tests; the first browser suite builds www/pkg (fast flavour) if it is stale, the
+# second finds it current. `npm ci` runs only where node_modules is missing or its lock changed.
 # Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tests/setup.sh
 
-echo "== setup: python converter deps (numpy, safetensors) =="
+step "setup: python converter deps (numpy, safetensors)"
 python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q numpy safetensors
 
-echo "== setup: test data (Debian dataset-fashion-mnist) =="
-if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist
-fi
+step "setup: test data (Debian dataset-fashion-mnist)"
+ensure_fashion_mnist
 
-echo "== native: cargo test =="
+step "native: build the tests and the CLI (cargo test --no-run)"
+cargo test --workspace --no-run
+step "native: cargo test"
 cargo test --workspace -- --test-threads=2
 
-echo "== browser: the wasm package in headless Chromium (builds it from scratch if needed) =="
+step "browser: the wasm package in headless Chromium (builds it if stale)"
 bash tests/browser/run.sh
 
-echo "== end to end: the page in headless Chromium =="
+step "end to end: the page in headless Chromium"
 bash tests/e2e/run.sh

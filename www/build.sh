@@ -4,35 +4,53 @@
 # Installs what is missing: the wasm32 target, the wasm-bindgen CLI matching Cargo.lock, and a
 # wasm-opt that works (never Debian's binaryen 108, which silently corrupts the module).
 #
-# Usage: bash www/build.sh [--dev] [--serve] [--port N]
-#   --dev     skip wasm-opt (faster inner loop; the profile stays the same so nothing recompiles)
-#   --serve   then serve www/ on http://127.0.0.1:PORT/ (default 8000)
+# Two flavours, both described in wasm-pack.toml ([profile.*]):
+#   fast     (default) no LTO, many codegen units, no wasm-opt: for serving locally and the tests
+#   release  fat LTO, one codegen unit, wasm-opt: the package `npm pack` ships
+#
+# Usage: bash www/build.sh [--release | --fast] [--if-stale] [--serve] [--port N]
+#   --release   build the publish flavour
+#   --fast      build the fast flavour (the default; `--dev` is an old name for it)
+#   --if-stale  do nothing when www/pkg already holds a package built from the current sources
+#               and settings (of either flavour, unless one is named); what the test scripts call
+#   --serve     then serve www/ on http://127.0.0.1:PORT/ (default 8000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-DEV=0 SERVE=0 PORT=8000
+FLAVOUR="" IF_STALE=0 SERVE=0 PORT=8000
 while [ $# -gt 0 ]; do
   case "$1" in
-    --dev) DEV=1 ;;
+    --release) FLAVOUR=release ;;
+    --fast) FLAVOUR=fast ;;
+    --dev) echo "build.sh: --dev is now --fast (the default flavour): no LTO, no wasm-opt" >&2; FLAVOUR=fast ;;
+    --if-stale) IF_STALE=1 ;;
     --serve) SERVE=1 ;;
     --port) PORT="$2"; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "build.sh: unknown option $1 (use --dev, --serve, --port N)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown option $1 (use --release, --fast, --if-stale, --serve, --port N)" >&2; exit 2 ;;
   esac
   shift
 done
 
 # --- settings -------------------------------------------------------------------------------
-# Read once with Python's tomllib and exported as shell variables.
-eval "$(DEV=$DEV python3 - <<'EOF'
-import os, shlex, tomllib
+# Read once with Python's tomllib and exported as shell variables. The stamp written next to the
+# package (www/pkg/.build.json) records the flavour and cargo's list of every source file the
+# wasm was compiled from, so `--if-stale` can tell whether the package is current.
+TARGET_DIR="$ROOT/target/wasm"
+WANT=$FLAVOUR
+eval "$(FLAVOUR=$FLAVOUR TARGET_DIR=$TARGET_DIR python3 - <<'EOF'
+import json, os, shlex, sys, tomllib
 with open("wasm-pack.toml", "rb") as f:
     t = tomllib.load(f)
 b = t["build"]
-dev = os.environ["DEV"] == "1"
-opt = t.get("wasm-opt", {})
-enabled = opt.get("enabled", True) and not (dev and b.get("dev", {}).get("wasm-opt", True) is False)
+flavour = os.environ["FLAVOUR"] or b.get("default-profile", "fast")
+profiles = t.get("profile", {})
+if flavour not in profiles:
+    sys.exit(f"build.sh: wasm-pack.toml has no [profile.{flavour}]")
+p = profiles[flavour]
+cargo_profile = p["cargo-profile"]
+opt = p.get("wasm-opt", False)
 with open("Cargo.lock") as f:
     lock = f.read()
 # The [[package]] entry of wasm-bindgen gives the exact CLI version to use.
@@ -41,15 +59,17 @@ for block in lock.split("[[package]]"):
     if '\nname = "wasm-bindgen"\n' in block:
         ver = block.split('version = "')[1].split('"')[0]
 out = {
+    "FLAVOUR": flavour,
     "CRATE": b.get("crate", "crate"),
     "TARGET": b.get("target", "web"),
-    "PROFILE": b.get("profile", "release"),
+    "PROFILE": cargo_profile,
+    "PROFILE_DIR": "debug" if cargo_profile == "dev" else cargo_profile,
     "FEATURES": ",".join(b.get("features", [])),
     "OUT_DIR": b.get("out-dir", "www/pkg"),
     "OUT_NAME": b.get("out-name", "headtune"),
     "RUSTFLAGS_WASM": " ".join(b.get("rustflags", [])),
-    "WASM_OPT_ON": "1" if enabled else "0",
-    "WASM_OPT_FLAGS": " ".join(opt.get("flags", ["-O"])),
+    "WASM_OPT_ON": "1" if opt else "0",
+    "WASM_OPT_FLAGS": " ".join((opt or []) + t.get("wasm-opt", {}).get("features", [])),
     "WEIGHTS": t.get("assets", {}).get("weights", ""),
     "BINDGEN_VERSION": ver,
 }
@@ -58,87 +78,136 @@ for k, v in out.items():
 EOF
 )"
 [ -n "$BINDGEN_VERSION" ] || { echo "build.sh: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
-# Our own target dir, so this never waits on (or invalidates) the native build's lock.
-TARGET_DIR="$ROOT/target/wasm"
 TOOLS="$ROOT/.cache/tools"
-export PATH="$HOME/.cargo/bin:$PATH"
+STAMP="$OUT_DIR/.build.json"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
-step() { echo "== $* =="; }
+# A stage: printed, and timed for tests/bench/build-times.sh when it asks (HEADTUNE_TIMES).
+step() { echo "== $* =="; [ -z "${HEADTUNE_TIMES:-}" ] || record_step "$*"; }
+[ -z "${HEADTUNE_TIMES:-}" ] || source "$ROOT/tests/bench/steps.sh"
 
-# --- tools ----------------------------------------------------------------------------------
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  step "installing the wasm32-unknown-unknown target"
-  rustup target add wasm32-unknown-unknown
-fi
-
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
-  step "installing wasm-bindgen-cli $BINDGEN_VERSION (matches Cargo.lock; ~4 min once)"
-  # No --locked: the CLI's own lock file pins a crate version the registry no longer serves.
-  cargo install wasm-bindgen-cli --version "=$BINDGEN_VERSION"
-fi
-
-# A wasm-opt we trust: $WASM_OPT, else one on PATH that is binaryen ≥ 116, else npm's binaryen
-# (runs under Node; installed into .cache/tools on first use).
-find_wasm_opt() {
-  local cand v
-  for cand in "${WASM_OPT:-}" "$(command -v wasm-opt || true)" "$TOOLS/node_modules/.bin/wasm-opt"; do
-    [ -n "$cand" ] && [ -x "$cand" ] || continue
-    v=$("$cand" --version 2>/dev/null | grep -o 'version [0-9]*' | awk '{print $2}')
-    if [ -n "$v" ] && [ "$v" -ge 116 ]; then echo "$cand"; return 0; fi
-  done
-  return 1
+# Is the package in $OUT_DIR current? Yes when its stamp exists (of the flavour asked for, if one
+# was named on the command line) and nothing it was built from —
+# cargo's dep-info of the wasm (every Rust source, ours and the dependencies'), the manifests,
+# the lock file, wasm-pack.toml, this script, the weights — is newer than the stamp.
+package_is_current() {
+  STAMP="$STAMP" ROOT="$ROOT" WANT="$WANT" python3 - <<'EOF'
+import json, os, sys
+root, stamp = os.environ["ROOT"], os.environ["STAMP"]
+try:
+    info = json.load(open(stamp))
+    built = os.stat(stamp).st_mtime
+    deps = open(os.path.join(root, info["depfile"])).read()
+except (OSError, ValueError, KeyError):
+    sys.exit(1)
+# Make syntax: "target: dep dep …", spaces in names escaped with a backslash.
+files = deps.split(":", 1)[1].replace("\\\n", " ").replace("\\ ", "\0").split()
+files = [f.replace("\0", " ") for f in files]
+files += ["Cargo.lock", "Cargo.toml", "crate/Cargo.toml", "wasm-pack.toml", "www/build.sh"]
+files += info.get("outputs", []) + ([info["weights"]] if info.get("weights") else [])
+want = os.environ["WANT"]
+if want and info.get("flavour") != want:
+    sys.exit(1)
+for f in files:
+    try:
+        if os.stat(os.path.join(root, f)).st_mtime > built:
+            sys.exit(1)
+    except OSError:
+        sys.exit(1)
+print(info.get("flavour", "?"))
+EOF
 }
-if [ "$WASM_OPT_ON" = 1 ]; then
-  if ! WASM_OPT_BIN=$(find_wasm_opt); then
-    step "installing wasm-opt (npm binaryen) into .cache/tools"
-    mkdir -p "$TOOLS"
-    npm install --prefix "$TOOLS" --no-audit --no-fund --silent binaryen@132 >/dev/null
-    WASM_OPT_BIN=$(find_wasm_opt) || { echo "build.sh: no usable wasm-opt (need binaryen ≥ 116)" >&2; exit 1; }
-  fi
-fi
 
-# --- build ----------------------------------------------------------------------------------
-step "cargo build --target wasm32-unknown-unknown --profile $PROFILE"
-start=$(date +%s)
-# Scoped to the wasm target so host build scripts are not rebuilt with wasm flags.
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$RUSTFLAGS_WASM" \
-  cargo build --manifest-path "$CRATE/Cargo.toml" --lib --target wasm32-unknown-unknown \
-  --profile "$PROFILE" --target-dir "$TARGET_DIR" ${FEATURES:+--features "$FEATURES"}
-echo "   cargo: $(( $(date +%s) - start )) s"
-
-case "$PROFILE" in dev) PROFILE_DIR=debug ;; *) PROFILE_DIR=$PROFILE ;; esac
-RAW="$TARGET_DIR/wasm32-unknown-unknown/$PROFILE_DIR/headtune.wasm"
-
-step "wasm-bindgen --target $TARGET"
-mkdir -p "$OUT_DIR"
-rm -f "$OUT_DIR/${OUT_NAME}_bg.wasm" "$OUT_DIR/${OUT_NAME}.js" "$OUT_DIR/${OUT_NAME}.d.ts" "$OUT_DIR/${OUT_NAME}_bg.wasm.d.ts"
-wasm-bindgen --target "$TARGET" --out-dir "$OUT_DIR" --out-name "$OUT_NAME" "$RAW"
-WASM="$OUT_DIR/${OUT_NAME}_bg.wasm"
-
-if [ "$WASM_OPT_ON" = 1 ]; then
-  step "wasm-opt $WASM_OPT_FLAGS ($("$WASM_OPT_BIN" --version))"
-  start=$(date +%s)
-  # shellcheck disable=SC2086 # the flags are a word list on purpose
-  "$WASM_OPT_BIN" $WASM_OPT_FLAGS "$WASM" -o "$WASM.opt"
-  mv "$WASM.opt" "$WASM"
-  echo "   wasm-opt: $(( $(date +%s) - start )) s"
+if [ "$IF_STALE" = 1 ] && current=$(package_is_current); then
+  step "$OUT_DIR is current ($current flavour): not rebuilt"
 else
-  echo "== wasm-opt skipped (--dev or disabled in wasm-pack.toml) =="
-fi
+  # --- tools --------------------------------------------------------------------------------
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    step "installing the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
 
-if [ -n "$WEIGHTS" ]; then
-  cp "$WEIGHTS" "$OUT_DIR/$(basename "$WEIGHTS")"
-  chmod 644 "$OUT_DIR/$(basename "$WEIGHTS")"
-fi
-# Not an npm package of its own: the package is www/ (see www/package.json).
-rm -f "$OUT_DIR/package.json" "$OUT_DIR/.gitignore"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
+    step "installing wasm-bindgen-cli $BINDGEN_VERSION (matches Cargo.lock; ~4 min once)"
+    # No --locked: the CLI's own lock file pins a crate version the registry no longer serves.
+    cargo install wasm-bindgen-cli --version "=$BINDGEN_VERSION"
+  fi
 
-step "sizes"
-for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" ${WEIGHTS:+"$OUT_DIR/$(basename "$WEIGHTS")"}; do
-  raw=$(stat -c %s "$f")
-  gz=$(gzip -9 -c "$f" | wc -c)
-  printf '   %-40s %10s bytes raw  %10s bytes gzip\n' "${f#"$ROOT"/}" "$raw" "$gz"
-done
+  # A wasm-opt we trust: $WASM_OPT, else one on PATH that is binaryen ≥ 116, else npm's binaryen
+  # (runs under Node; installed into .cache/tools on first use).
+  find_wasm_opt() {
+    local cand v
+    for cand in "${WASM_OPT:-}" "$(command -v wasm-opt || true)" "$TOOLS/node_modules/.bin/wasm-opt"; do
+      [ -n "$cand" ] && [ -x "$cand" ] || continue
+      v=$("$cand" --version 2>/dev/null | grep -o 'version [0-9]*' | awk '{print $2}')
+      if [ -n "$v" ] && [ "$v" -ge 116 ]; then echo "$cand"; return 0; fi
+    done
+    return 1
+  }
+  if [ "$WASM_OPT_ON" = 1 ]; then
+    if ! WASM_OPT_BIN=$(find_wasm_opt); then
+      step "installing wasm-opt (npm binaryen) into .cache/tools"
+      mkdir -p "$TOOLS"
+      npm install --prefix "$TOOLS" --no-audit --no-fund --silent binaryen@132 >/dev/null
+      WASM_OPT_BIN=$(find_wasm_opt) || { echo "build.sh: no usable wasm-opt (need binaryen ≥ 116)" >&2; exit 1; }
+    fi
+  fi
+
+  # --- build --------------------------------------------------------------------------------
+  step "$FLAVOUR flavour: cargo build --target wasm32-unknown-unknown --profile $PROFILE"
+  start=$(date +%s)
+  # Our own target dir, so this never waits on (or invalidates) the native build's lock; scoped
+  # to the wasm target so host build scripts are not rebuilt with wasm flags.
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$RUSTFLAGS_WASM" \
+    cargo build --manifest-path "$CRATE/Cargo.toml" --lib --target wasm32-unknown-unknown \
+    --profile "$PROFILE" --target-dir "$TARGET_DIR" ${FEATURES:+--features "$FEATURES"}
+  echo "   cargo: $(( $(date +%s) - start )) s"
+  RAW="$TARGET_DIR/wasm32-unknown-unknown/$PROFILE_DIR/headtune.wasm"
+
+  step "wasm-bindgen --target $TARGET"
+  mkdir -p "$OUT_DIR"
+  rm -f "$STAMP" "$OUT_DIR/${OUT_NAME}_bg.wasm" "$OUT_DIR/${OUT_NAME}.js" "$OUT_DIR/${OUT_NAME}.d.ts" "$OUT_DIR/${OUT_NAME}_bg.wasm.d.ts"
+  wasm-bindgen --target "$TARGET" --out-dir "$OUT_DIR" --out-name "$OUT_NAME" "$RAW"
+  WASM="$OUT_DIR/${OUT_NAME}_bg.wasm"
+
+  if [ "$WASM_OPT_ON" = 1 ]; then
+    step "wasm-opt $WASM_OPT_FLAGS ($("$WASM_OPT_BIN" --version))"
+    start=$(date +%s)
+    # shellcheck disable=SC2086 # the flags are a word list on purpose
+    "$WASM_OPT_BIN" $WASM_OPT_FLAGS "$WASM" -o "$WASM.opt"
+    mv "$WASM.opt" "$WASM"
+    echo "   wasm-opt: $(( $(date +%s) - start )) s"
+  else
+    echo "== wasm-opt: off in the $FLAVOUR flavour (wasm-pack.toml) =="
+  fi
+
+  if [ -n "$WEIGHTS" ]; then
+    cp "$WEIGHTS" "$OUT_DIR/$(basename "$WEIGHTS")"
+    chmod 644 "$OUT_DIR/$(basename "$WEIGHTS")"
+  fi
+  # Not an npm package of its own: the package is www/ (see www/package.json).
+  rm -f "$OUT_DIR/package.json" "$OUT_DIR/.gitignore"
+
+  # Written last: a build that failed half-way leaves no stamp, so the package counts as stale.
+  FLAVOUR="$FLAVOUR" DEPFILE="${RAW%.wasm}.d" WEIGHTS="$WEIGHTS" OUT_DIR="$OUT_DIR" ROOT="$ROOT" python3 - > "$STAMP" <<'EOF'
+import json, os
+e = os.environ
+outs = sorted(os.path.join(e["OUT_DIR"], f) for f in os.listdir(e["OUT_DIR"]) if not f.startswith("."))
+print(json.dumps({
+    "flavour": e["FLAVOUR"],
+    "depfile": os.path.relpath(e["DEPFILE"], e["ROOT"]),
+    "weights": e["WEIGHTS"],
+    "outputs": outs,
+}, indent=1))
+EOF
+
+  step "sizes"
+  for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" ${WEIGHTS:+"$OUT_DIR/$(basename "$WEIGHTS")"}; do
+    raw=$(stat -c %s "$f")
+    gz=$(gzip -9 -c "$f" | wc -c)
+    printf '   %-40s %10s bytes raw  %10s bytes gzip\n' "${f#"$ROOT"/}" "$raw" "$gz"
+  done
+fi
 
 if [ "$SERVE" = 1 ]; then
   step "serving www/ on http://127.0.0.1:$PORT/ (Ctrl-C to stop)"

@@ -1,5 +1,6 @@
 // `npm pack` of www/ gives a tarball that installs and imports: the files list, the exports
-// map and the types are what a user of the npm package gets.
+// map and the types are what a user of the npm package gets. `--ignore-scripts` packs www/pkg as
+// it is (the prepack script would first make it a publish build; tests/publish.sh checks that).
 
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { ROOT } from './helpers.mjs';
 it('npm pack gives an installable, importable package', { timeout: 120_000 }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headtune-pack-'));
   try {
-    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
+    const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
     const [info] = JSON.parse(out);
     const files = info.files.map((f) => f.path).sort();
     for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/worker.js', 'lib/images.js', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json']) {
