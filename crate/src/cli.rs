@@ -1,6 +1,5 @@
 //! The native CLI. Plain glue over the library: argument parsing, files and folders, output.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -12,12 +11,20 @@ use headtune::head::HeadKind;
 use headtune::train::TrainConfig;
 use headtune::{imagenet, Error, Result};
 
+mod files;
 mod train;
+use files::{line, note};
 use rayon::prelude::*;
 use serde_json::json;
 
 /// Images are decoded in parallel and pushed through the network in batches of this size.
 const BATCH: usize = 16;
+
+/// Print one formatted line on standard output, returning its write error (see [`files::line`]).
+macro_rules! out {
+    ($($arg:tt)*) => { files::line(&format!($($arg)*)) };
+}
+pub(crate) use out;
 
 #[derive(Parser)]
 #[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite0")]
@@ -32,6 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Classify images with the backbone's own ImageNet classifier (checks the backbone).
+    #[command(allow_negative_numbers = true)]
     Imagenet {
         /// How many classes to list per image.
         #[arg(long, default_value_t = 5)]
@@ -55,6 +63,7 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Train a head on DATASET_DIR (one sub-folder per class) and write a model file.
+    #[command(allow_negative_numbers = true)]
     Train {
         /// Folder with one sub-folder of images per class.
         dataset: PathBuf,
@@ -73,13 +82,14 @@ enum Command {
         cache: CacheArgs,
     },
     /// Evaluate a model on DATASET_DIR (one sub-folder per class, named as the model's classes).
+    #[command(allow_negative_numbers = true)]
     Eval {
         /// Model file written by `headtune train` or the browser.
         model: PathBuf,
         /// Folder with one sub-folder of images per class.
         dataset: PathBuf,
         /// Threshold on the positive (second) class's probability, two-class models.
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = probability)]
         threshold: f64,
         /// One JSON object.
         #[arg(long)]
@@ -88,6 +98,7 @@ enum Command {
         cache: CacheArgs,
     },
     /// Classify images with a trained model.
+    #[command(allow_negative_numbers = true)]
     Predict {
         /// Model file.
         model: PathBuf,
@@ -104,7 +115,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check files without embedding them: images decode, model files load. Prints what each
+    /// file is, or why it cannot be used.
+    Check {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Image or model files, or folders of images.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Measure weight loading and embedding throughput (batch 1 and 16).
+    #[command(allow_negative_numbers = true)]
     Bench {
         /// Timed batches per setting.
         #[arg(long, default_value_t = 3)]
@@ -152,7 +174,7 @@ struct TrainArgs {
     #[arg(long, default_value = "auto")]
     balanced: String,
     /// Decision threshold on the positive (second) class, two-class problems.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
     threshold: f64,
     /// Seed for the split, shuffles, initialisation and augmentation.
     #[arg(long, default_value_t = 0)]
@@ -214,7 +236,22 @@ impl CacheArgs {
     }
 }
 
+/// `--threshold`: a probability, not NaN.
+fn probability(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s} is not a probability; use a number from 0 to 1, e.g. 0.5")),
+    }
+}
+
 pub fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" at start-up, before any thread exists.
+    // Without it, exceeding `ulimit -f` kills the process (SIGXFSZ) mid-write; ignored, the write
+    // returns EFBIG and the user gets "cannot write …: File too large" with the old file intact.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // Only fails if a pool already exists, which cannot happen this early.
@@ -227,59 +264,32 @@ pub fn main() -> ExitCode {
         Command::Train { dataset, out, train, augment, json, cache } => train::run_train(&dataset, &out, &train, augment, json, &cache),
         Command::Eval { model, dataset, threshold, json, cache } => train::run_eval(&model, &dataset, threshold, json, &cache),
         Command::Predict { model, paths, top, heatmap, json } => train::run_predict(&model, &paths, top, heatmap.as_deref(), json),
+        Command::Check { json, paths } => train::run_check(&paths, json),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        // The reader of our output went away (`| head`): nothing more to say, to anyone.
+        Err(e) if files::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("headtune: {e}");
+            note(&format!("headtune: {e}"));
             ExitCode::from(2)
         }
     }
 }
 
-/// File extensions picked up when a folder is given.
-const IMAGE_EXTENSIONS: [&str; 9] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "jfif"];
-
-/// Expand folders (recursively, sorted) into image files; files are kept as given.
+/// Expand folders into image files (see [`files::list_images`]), telling the user on stderr
+/// which links and metadata files were skipped.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut entries = Vec::new();
-            walk(p, &mut entries)?;
-            entries.sort();
-            out.extend(entries);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+    let listing = files::list_images(paths)?;
+    listing.report_skipped();
+    Ok(listing.files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let io = |source| Error::Io { path: dir.display().to_string(), source };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if is_image_name(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Read, decode and preprocess one file (evaluation view).
+/// Read, decode and preprocess one file (evaluation view), within the shared decode budget.
 pub fn load_input(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    preprocess::preprocess_eval(&headtune::image::decode(&bytes)?)
+    let file = files::read_image(path)?;
+    preprocess::preprocess_eval(&headtune::image::decode(&file.bytes)?)
 }
 
 /// Decode a chunk of files in parallel: each is an input or the error that stopped it.
@@ -287,13 +297,27 @@ pub fn load_inputs(paths: &[PathBuf]) -> Vec<Result<Vec<f32>>> {
     paths.par_iter().map(|p| load_input(p)).collect()
 }
 
-/// Report one failed file.
-pub(crate) fn report_error(file: &str, err: &Error, json: bool) {
+/// Report one failed file: on stdout as `{"file", "error", "code", "detail"?}` with `--json`,
+/// on stderr otherwise.
+///
+/// # Errors
+/// A failed write of standard output.
+pub(crate) fn report_error(file: &str, err: &Error, json: bool) -> Result<()> {
     if json {
-        println!("{}", json!({ "file": file, "error": err.to_string() }));
+        let mut v = json!({ "file": file, "error": err.to_string(), "code": error_code(err) });
+        if let Some(d) = err.detail() {
+            v["detail"] = json!(d);
+        }
+        line(&v.to_string())
     } else {
-        eprintln!("{file}: {err}");
+        note(&format!("{file}: {err}"));
+        Ok(())
     }
+}
+
+/// The error's variant name (`Corrupt`, `Io`, …), as the JS package's `code`.
+pub(crate) fn error_code(err: &Error) -> String {
+    format!("{err:?}").chars().take_while(char::is_ascii_alphanumeric).collect()
 }
 
 /// Run `f` over `paths` in batches, reporting per-file failures. Returns whether all succeeded.
@@ -311,14 +335,13 @@ fn for_each_batch(
                 Ok(x) => good.push((name, x)),
                 Err(e) => {
                     all_ok = false;
-                    report_error(&name, &e, json);
+                    report_error(&name, &e, json)?;
                 }
             }
         }
         if !good.is_empty() {
             f(&good)?;
         }
-        let _ = std::io::stdout().flush();
     }
     Ok(all_ok)
 }
@@ -332,11 +355,11 @@ fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
         for ((name, _), (_, logits)) in batch.iter().zip(outputs) {
             let ranked = imagenet::top_k(&logits, top);
             if json {
-                println!("{}", json!({ "file": name, "top": ranked }));
+                line(&json!({ "file": name, "top": ranked }).to_string())?;
             } else {
                 let list: Vec<String> =
                     ranked.iter().map(|r| format!("{} ({:.3})", r.label, r.probability)).collect();
-                println!("{name}: {}", list.join(", "));
+                out!("{name}: {}", list.join(", "))?;
             }
         }
         Ok(())
@@ -350,20 +373,20 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
     let backbone = Backbone::bundled_cpu()?;
     let print = |name: &str, e: &[f32]| {
         if json {
-            println!("{}", json!({ "file": name, "embedding": e }));
+            line(&json!({ "file": name, "embedding": e }).to_string())
         } else {
             let values: Vec<String> = e.iter().map(|v| format!("{v:.6}")).collect();
-            println!("{name}\t{}", values.join(" "));
+            out!("{name}\t{}", values.join(" "))
         }
     };
     let mut all_ok = true;
     for t in tensors {
         let name = t.display().to_string();
         match read_npy_input(t).and_then(|x| pollster::block_on(backbone.embed(&[&x]))) {
-            Ok(e) => e.iter().for_each(|e| print(&name, e)),
+            Ok(e) => e.iter().try_for_each(|e| print(&name, e))?,
             Err(e) => {
                 all_ok = false;
-                report_error(&name, &e, json);
+                report_error(&name, &e, json)?;
             }
         }
     }
@@ -372,25 +395,35 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
         let inputs: Vec<&[f32]> = batch.iter().map(|(_, x)| x.as_slice()).collect();
         let embeddings = pollster::block_on(backbone.embed(&inputs))?;
         for ((name, _), e) in batch.iter().zip(embeddings) {
-            print(name, &e);
+            print(name, &e)?;
         }
         Ok(())
     })?;
     Ok(all_ok && ok)
 }
 
-/// Read a preprocessed `1×3×224×224` (or `3×224×224`) little-endian f32 `.npy` file.
+/// Read a preprocessed `1×3×224×224` (or `3×224×224`) little-endian f32 `.npy` file in C order
+/// with finite values.
 pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let bytes = files::read_regular(path, files::MAX_TENSOR_BYTES)?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::Tensor(format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
     if shape != [1, 3, 224, 224] && shape != [3, 224, 224] {
         return Err(Error::Tensor(format!("shape is {shape:?}; expected [1, 3, 224, 224]")));
     }
+    if npy.order() != npyz::Order::C {
+        // The values would be read in the wrong order: channels and rows swapped.
+        return Err(Error::Tensor("the array is in Fortran order; save it with np.save(path, np.ascontiguousarray(x))".into()));
+    }
     let values: Vec<f32> = npy
         .into_vec()
         .map_err(|e| Error::Tensor(format!("expected float32 data: {e}")))?;
-    debug_assert_eq!(values.len(), INPUT_LEN);
+    if values.len() != INPUT_LEN {
+        return Err(Error::Tensor(format!("{} values; expected {INPUT_LEN}", values.len())));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Tensor(format!("value {i} is {}; preprocessed inputs are finite", values[i])));
+    }
     Ok(values)
 }
 
@@ -439,7 +472,7 @@ fn run_bench(rounds: usize, json: bool) -> Result<bool> {
 
     let threads = rayon::current_num_threads();
     if json {
-        println!(
+        out!(
             "{}",
             json!({
                 "weights_load_ms": load_ms,
@@ -449,15 +482,15 @@ fn run_bench(rounds: usize, json: bool) -> Result<bool> {
                 "train_50_epochs_5000_embeddings_s": train_s,
                 "embed": rows.iter().map(|(b, ips, ms)| json!({"batch": b, "images_per_s": ips, "ms_per_batch": ms})).collect::<Vec<_>>(),
             })
-        );
+        )?;
     } else {
-        println!("backend        CPU (burn flex), {threads} threads");
-        println!("weights        {:.1} MB, loaded in {load_ms:.0} ms", BUNDLED_WEIGHTS.len() as f64 / 1e6);
-        println!("preprocess     {prep_ms:.1} ms per 1024×768 image (crop + bicubic resize + normalise)");
+        out!("backend        CPU (burn flex), {threads} threads")?;
+        out!("weights        {:.1} MB, loaded in {load_ms:.0} ms", BUNDLED_WEIGHTS.len() as f64 / 1e6)?;
+        out!("preprocess     {prep_ms:.1} ms per 1024×768 image (crop + bicubic resize + normalise)")?;
         for (b, ips, ms) in &rows {
-            println!("embed batch {b:<2} {ips:7.1} images/s  ({ms:.0} ms per batch)");
+            out!("embed batch {b:<2} {ips:7.1} images/s  ({ms:.0} ms per batch)")?;
         }
-        println!("train head     {train_s:.2} s for 50 epochs on 5,000 embeddings (linear, batch 32, 20 % validation)");
+        out!("train head     {train_s:.2} s for 50 epochs on 5,000 embeddings (linear, batch 32, 20 % validation)")?;
     }
     Ok(true)
 }
