@@ -1,6 +1,5 @@
 //! The native CLI. Plain glue over the library: argument parsing, files and folders, output.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,9 +11,17 @@ use headtune::train::TrainConfig;
 use headtune::{imagenet, Error, Result};
 
 mod bench;
+mod files;
 mod train;
+use files::{line, note};
 use rayon::prelude::*;
 use serde_json::json;
+
+/// Print one formatted line on standard output, returning its write error (see [`files::line`]).
+macro_rules! out {
+    ($($arg:tt)*) => { files::line(&format!($($arg)*)) };
+}
+pub(crate) use out;
 
 #[derive(Parser)]
 #[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite0")]
@@ -29,6 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Classify images with the backbone's own ImageNet classifier (checks the backbone).
+    #[command(allow_negative_numbers = true)]
     Imagenet {
         /// How many classes to list per image.
         #[arg(long, default_value_t = 5)]
@@ -52,6 +60,7 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Train a head on DATASET_DIR (one sub-folder per class) and write a model file.
+    #[command(allow_negative_numbers = true)]
     Train {
         /// Folder with one sub-folder of images per class.
         dataset: PathBuf,
@@ -70,13 +79,14 @@ enum Command {
         cache: CacheArgs,
     },
     /// Evaluate a model on DATASET_DIR (one sub-folder per class, named as the model's classes).
+    #[command(allow_negative_numbers = true)]
     Eval {
         /// Model file written by `headtune train` or the browser.
         model: PathBuf,
         /// Folder with one sub-folder of images per class.
         dataset: PathBuf,
         /// Threshold on the positive (second) class's probability, two-class models.
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = probability)]
         threshold: f64,
         /// One JSON object.
         #[arg(long)]
@@ -85,6 +95,7 @@ enum Command {
         cache: CacheArgs,
     },
     /// Classify images with a trained model.
+    #[command(allow_negative_numbers = true)]
     Predict {
         /// Model file.
         model: PathBuf,
@@ -100,6 +111,16 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Check files without embedding them: images decode, model files load. Prints what each
+    /// file is, or why it cannot be used.
+    Check {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Image or model files, or folders of images.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
     /// Measure embedding throughput (1 thread and all threads, batch 1 and 16), weight loading,
     /// preprocessing and head training.
@@ -143,7 +164,7 @@ struct TrainArgs {
     #[arg(long, default_value = "auto")]
     balanced: String,
     /// Decision threshold on the positive (second) class, two-class problems.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
     threshold: f64,
     /// Seed for the split, shuffles, initialisation and augmentation.
     #[arg(long, default_value_t = 0)]
@@ -205,7 +226,22 @@ impl CacheArgs {
     }
 }
 
+/// `--threshold`: a probability, not NaN.
+fn probability(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s} is not a probability; use a number from 0 to 1, e.g. 0.5")),
+    }
+}
+
 pub fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" at start-up, before any thread exists.
+    // Without it, exceeding `ulimit -f` kills the process (SIGXFSZ) mid-write; ignored, the write
+    // returns EFBIG and the user gets "cannot write …: File too large" with the old file intact.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // Only fails if a pool already exists, which cannot happen this early.
@@ -218,59 +254,55 @@ pub fn main() -> ExitCode {
         Command::Train { dataset, out, train, augment, json, cache } => train::run_train(&dataset, &out, &train, augment, json, &cache),
         Command::Eval { model, dataset, threshold, json, cache } => train::run_eval(&model, &dataset, threshold, json, &cache),
         Command::Predict { model, paths, top, heatmap, json } => train::run_predict(&model, &paths, top, heatmap.as_deref(), json),
+        Command::Check { json, paths } => train::run_check(&paths, json),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        // The reader of our output went away (`| head`): nothing more to say, to anyone.
+        Err(e) if files::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("headtune: {e}");
+            note(&format!("headtune: {e}"));
             ExitCode::from(2)
         }
     }
 }
 
-/// File extensions picked up when a folder is given.
-const IMAGE_EXTENSIONS: [&str; 9] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "jfif"];
-
-/// Expand folders (recursively, sorted) into image files; files are kept as given.
+/// Expand folders into image files (see [`files::list_images`]), telling the user on stderr
+/// which links and metadata files were skipped.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut entries = Vec::new();
-            walk(p, &mut entries)?;
-            entries.sort();
-            out.extend(entries);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+    let listing = files::list_images(paths)?;
+    listing.report_skipped();
+    Ok(listing.files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let io = |source| Error::Io { path: dir.display().to_string(), source };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if is_image_name(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Read, decode and preprocess one file (evaluation view).
+/// Read, decode and preprocess one file (evaluation view), within the shared decode budget.
 pub fn load_input(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    preprocess::preprocess_eval(&headtune::image::decode(&bytes)?)
+    let file = files::read_image(path)?;
+    preprocess::preprocess_eval(&headtune::image::decode(&file.bytes)?)
+}
+
+/// Report one failed file: on stdout as `{"file", "error", "code", "detail"?}` with `--json`,
+/// on stderr otherwise.
+///
+/// # Errors
+/// A failed write of standard output.
+pub(crate) fn report_error(file: &str, err: &Error, json: bool) -> Result<()> {
+    if json {
+        let mut v = json!({ "file": file, "error": err.to_string(), "code": error_code(err) });
+        if let Some(d) = err.detail() {
+            v["detail"] = json!(d);
+        }
+        line(&v.to_string())
+    } else {
+        note(&format!("{file}: {err}"));
+        Ok(())
+    }
+}
+
+/// The error's variant name (`Corrupt`, `Io`, …), as the JS package's `code`.
+pub(crate) fn error_code(err: &Error) -> String {
+    format!("{err:?}").chars().take_while(char::is_ascii_alphanumeric).collect()
 }
 
 /// Files handed to the thread pool at a time: enough to keep every thread busy, few enough that
@@ -279,22 +311,16 @@ pub fn chunk_len() -> usize {
     (4 * rayon::current_num_threads()).max(16)
 }
 
-/// Report one failed file.
-pub(crate) fn report_error(file: &str, err: &Error, json: bool) {
-    if json {
-        println!("{}", json!({ "file": file, "error": err.to_string() }));
-    } else {
-        eprintln!("{file}: {err}");
-    }
-}
-
 /// Decode, preprocess and run `work` on every file, one image per task on the thread pool, then
 /// `report` each result in the files' order (failures per file). Returns whether all succeeded.
+///
+/// # Errors
+/// The first failed write of standard output (from `report` or an error report).
 fn for_each_image<T: Send>(
     paths: &[PathBuf],
     json: bool,
     work: impl Fn(&[f32]) -> Result<T> + Sync,
-    mut report: impl FnMut(&str, T),
+    mut report: impl FnMut(&str, T) -> Result<()>,
 ) -> Result<bool> {
     let mut all_ok = true;
     for chunk in paths.chunks(chunk_len()) {
@@ -302,14 +328,13 @@ fn for_each_image<T: Send>(
         for (path, result) in chunk.iter().zip(results) {
             let name = path.display().to_string();
             match result {
-                Ok(v) => report(&name, v),
+                Ok(v) => report(&name, v)?,
                 Err(e) => {
                     all_ok = false;
-                    report_error(&name, &e, json);
+                    report_error(&name, &e, json)?;
                 }
             }
         }
-        let _ = std::io::stdout().flush();
     }
     Ok(all_ok)
 }
@@ -321,10 +346,10 @@ fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
     for_each_image(&files, json, classify, |name, logits| {
         let ranked = imagenet::top_k(&logits, top);
         if json {
-            println!("{}", json!({ "file": name, "top": ranked }));
+            line(&json!({ "file": name, "top": ranked }).to_string())
         } else {
             let list: Vec<String> = ranked.iter().map(|r| format!("{} ({:.3})", r.label, r.probability)).collect();
-            println!("{name}: {}", list.join(", "));
+            out!("{name}: {}", list.join(", "))
         }
     })
 }
@@ -336,20 +361,20 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
     let backbone = Backbone::bundled_cpu()?;
     let print = |name: &str, e: &[f32]| {
         if json {
-            println!("{}", json!({ "file": name, "embedding": e }));
+            line(&json!({ "file": name, "embedding": e }).to_string())
         } else {
             let values: Vec<String> = e.iter().map(|v| format!("{v:.6}")).collect();
-            println!("{name}\t{}", values.join(" "));
+            out!("{name}\t{}", values.join(" "))
         }
     };
     let mut all_ok = true;
     for t in tensors {
         let name = t.display().to_string();
         match read_npy_input(t).and_then(|x| pollster::block_on(backbone.embed(&[&x]))) {
-            Ok(e) => e.iter().for_each(|e| print(&name, e)),
+            Ok(e) => e.iter().try_for_each(|e| print(&name, e))?,
             Err(e) => {
                 all_ok = false;
-                report_error(&name, &e, json);
+                report_error(&name, &e, json)?;
             }
         }
     }
@@ -359,17 +384,28 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
     Ok(all_ok && ok)
 }
 
-/// Read a preprocessed `1×3×224×224` (or `3×224×224`) little-endian f32 `.npy` file.
+/// Read a preprocessed `1×3×224×224` (or `3×224×224`) little-endian f32 `.npy` file in C order
+/// with finite values.
 pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let bytes = files::read_regular(path, files::MAX_TENSOR_BYTES)?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::Tensor(format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
     if shape != [1, 3, 224, 224] && shape != [3, 224, 224] {
         return Err(Error::Tensor(format!("shape is {shape:?}; expected [1, 3, 224, 224]")));
     }
+    if npy.order() != npyz::Order::C {
+        // The values would be read in the wrong order: channels and rows swapped.
+        return Err(Error::Tensor("the array is in Fortran order; save it with np.save(path, np.ascontiguousarray(x))".into()));
+    }
     let values: Vec<f32> = npy
         .into_vec()
         .map_err(|e| Error::Tensor(format!("expected float32 data: {e}")))?;
-    debug_assert_eq!(values.len(), INPUT_LEN);
+    if values.len() != INPUT_LEN {
+        return Err(Error::Tensor(format!("{} values; expected {INPUT_LEN}", values.len())));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Tensor(format!("value {i} is {}; preprocessed inputs are finite", values[i])));
+    }
     Ok(values)
 }
+

@@ -10,8 +10,9 @@ pub enum Error {
     #[error("the file is empty (0 bytes)")]
     EmptyFile,
 
-    /// The bytes are not an image format we can decode.
-    #[error("unsupported or unrecognised image format{0}: use PNG, JPEG, GIF, BMP, WebP or TIFF")]
+    /// The bytes are not an image format we can decode. The text says what the file looks like
+    /// (HEIC photo, DICOM, text, macOS metadata …) and what to do with it.
+    #[error("unsupported file: {0}")]
     UnsupportedFormat(String),
 
     /// The image declares dimensions beyond our limits (decompression-bomb guard).
@@ -37,13 +38,35 @@ pub enum Error {
     },
 
     /// The file starts like an image but its data is broken (truncated download, disk error).
-    #[error("image data is corrupt or truncated: {0}")]
-    Corrupt(String),
+    /// Damaged files are refused rather than embedded: a decoder that fills the missing part
+    /// with grey would silently train on images that are not what the user sees elsewhere.
+    #[error("{message}")]
+    Corrupt {
+        /// What is wrong, in plain words, with what to do.
+        message: String,
+        /// The decoder's own message, for bug reports and the curious (see [`Error::detail`]).
+        detail: String,
+    },
 
-    /// Reading a file from disk failed (CLI only).
+    /// Decoding the image would need more memory than one image may use (decompression-bomb
+    /// guard for files whose pixel count is within limits but whose decoding is not).
+    #[error("{0}")]
+    MemoryLimit(String),
+
+    /// Reading a file from disk failed, or it is not something to read (a FIFO, a device, a
+    /// file above the size limit) — CLI only.
     #[error("cannot read {path}: {source}")]
     Io {
         /// The path that failed.
+        path: String,
+        /// The underlying OS error, or why the file was not read.
+        source: std::io::Error,
+    },
+
+    /// Writing a file (or standard output) failed — CLI only.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The path that failed (`standard output` for stdout).
         path: String,
         /// The underlying OS error.
         source: std::io::Error,
@@ -76,6 +99,17 @@ pub enum Error {
     /// The compute backend failed (e.g. GPU device lost) — the work can be retried on the CPU.
     #[error("compute backend failed: {0}")]
     Backend(String),
+}
+
+impl Error {
+    /// Technical detail behind a plain message (the decoder's own words), when there is one.
+    /// Kept out of the message so users read what to do, not a decoder's internals.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::Corrupt { detail, .. } if !detail.is_empty() => Some(detail),
+            _ => None,
+        }
+    }
 }
 
 /// Short alias used throughout the crate.

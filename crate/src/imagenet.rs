@@ -24,10 +24,17 @@ pub struct Ranked {
     pub probability: f32,
 }
 
-/// Numerically stable softmax.
+/// Numerically stable softmax, total: the result is always a probability vector. NaN logits
+/// count as −∞ (no evidence); infinite logits share the mass (the limit of large ones); all −∞
+/// gives the uniform distribution.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let clean: Vec<f32> = logits.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }).collect();
+    let max = clean.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = match max {
+        f32::INFINITY => clean.iter().map(|&l| if l == f32::INFINITY { 1.0 } else { 0.0 }).collect(),
+        f32::NEG_INFINITY => vec![1.0; clean.len()],
+        _ => clean.iter().map(|&l| (l - max).exp()).collect(),
+    };
     let sum: f32 = exps.iter().sum();
     exps.into_iter().map(|e| e / sum).collect()
 }

@@ -135,12 +135,25 @@ pub fn binary_metrics(positive_name: &str, scores: &[f64], positive: &[bool], th
     }
 }
 
+/// A score the curve can sort, group and write to JSON: NaN ranks below every number (a NaN
+/// prediction is no evidence for the positive class) and infinities become the largest finite
+/// values (JSON has no infinity).
+fn finite_score(s: f64) -> f64 {
+    if s.is_nan() {
+        f64::MIN
+    } else {
+        s.clamp(f64::MIN, f64::MAX)
+    }
+}
+
 /// ROC points at every distinct score (descending), from (0,0) to (1,1). Tied scores move in
-/// one diagonal step, which is what makes the trapezoid AUC count ties as ½.
+/// one diagonal step, which is what makes the trapezoid AUC count ties as ½. Total: NaN and
+/// infinite scores are ranked (see `finite_score`), never looped over forever.
 pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<RocPoint> {
+    let scores: Vec<f64> = scores.iter().map(|&s| finite_score(s)).collect();
     let p = positive.iter().filter(|&&b| b).count() as f64;
     let q = positive.len() as f64 - p;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
+    let mut order: Vec<usize> = (0..scores.len().min(positive.len())).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     // Above every probability, yet finite: JSON has no infinity (serde_json would write `null`
     // and model files carrying these metrics could not be read back).
@@ -260,11 +273,11 @@ pub fn transfer_warning(metrics: &Metrics) -> Option<Warning> {
     })
 }
 
-/// Index of the largest value (first on ties).
+/// Index of the largest value (first on ties; NaN only when every value is NaN).
 pub fn argmax(v: &[f32]) -> usize {
     let mut best = 0;
     for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
+        if !x.is_nan() && (v[best].is_nan() || *x > v[best]) {
             best = i;
         }
     }

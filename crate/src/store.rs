@@ -93,17 +93,22 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
+/// The network inputs of every view of one decoded image: `[eval, aug1, …, augN]`. Separate
+/// from [`embed_views`] so callers can preprocess on many threads and batch the network.
+///
+/// # Errors
+/// As [`preprocess::preprocess`].
+pub fn view_inputs(img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
+    let (w, h) = img.dimensions();
+    augment.views_for(w, h, seed).iter().map(|v| preprocess::preprocess(img, v)).collect()
+}
+
 /// Embed every view of one decoded image: `[eval, aug1, …, augN]`.
 ///
 /// # Errors
 /// As [`Backbone::embed`].
 pub async fn embed_views(backbone: &Backbone, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let (w, h) = img.dimensions();
-    let inputs = augment
-        .views_for(w, h, seed)
-        .iter()
-        .map(|v| preprocess::preprocess(img, v))
-        .collect::<Result<Vec<_>>>()?;
+    let inputs = view_inputs(img, augment, seed)?;
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     backbone.embed(&refs).await
 }

@@ -7,8 +7,9 @@
 //! engine reloads the backbone on the CPU backend, redoes the failed step there and carries on,
 //! keeping every embedding already in the store.
 //!
-//! Rust errors become real JS `Error`s carrying the message of [`Error`] and a `code` property
-//! naming its variant (e.g. `"ModelFile"`, `"Cancelled"`).
+//! Rust errors become real JS `Error`s carrying the message of [`Error`], a `code` property
+//! naming its variant (e.g. `"ModelFile"`, `"Cancelled"`) and, for damaged images, a `detail`
+//! property with the decoder's own message.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -52,6 +53,10 @@ fn to_js(e: Error) -> JsValue {
     // Setting a property on a fresh Error object cannot fail; if it somehow did, the message
     // alone is still a correct error.
     let _ = Reflect::set(&err, &"code".into(), &code.into());
+    // The decoder's own words stay available to developers without reaching the page's text.
+    if let Some(detail) = e.detail() {
+        let _ = Reflect::set(&err, &"detail".into(), &detail.into());
+    }
     err.into()
 }
 

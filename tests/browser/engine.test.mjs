@@ -240,8 +240,12 @@ describe('headtune in the browser', () => {
     assert.equal(out.r.ids.length, 2);
     const reasons = Object.fromEntries(out.r.rejected.map((x) => [x.name, x.reason]));
     assert.deepEqual(Object.keys(reasons).sort(), ['empty.jpg', 'image 6', 'notes.txt', 'truncated.png']);
-    assert.match(reasons['truncated.png'], /corrupt or truncated/);
-    assert.match(reasons['notes.txt'], /unsupported or unrecognised image format \(this is a text file\)/);
+    assert.match(reasons['truncated.png'], /^the PNG file is truncated/);
+    // Plain words in the reason; the engine's code and the decoder's own words alongside.
+    const truncated = out.r.rejected.find((x) => x.name === 'truncated.png');
+    assert.equal(truncated.code, 'Corrupt');
+    assert.ok(truncated.detail && !truncated.reason.includes(truncated.detail), JSON.stringify(truncated));
+    assert.match(reasons['notes.txt'], /^unsupported file: this is a text file, not an image/);
     assert.match(reasons['empty.jpg'], /empty/);
     assert.match(reasons['image 6'], /unsupported input/);
     assert.deepEqual(out.classes, [{ name: 'mixed', count: 2 }]);

@@ -34,15 +34,15 @@ fn text_file_named_png() {
 fn truncated_jpeg() {
     let jpeg = encode(two_halves(), ImageFormat::Jpeg);
     let err = decode(&jpeg[..jpeg.len() / 2]).unwrap_err();
-    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
-    assert!(err.to_string().contains("Jpeg"), "{err}");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("JPEG file is truncated"), "{err}");
 }
 
 #[test]
 fn truncated_png() {
     let png = encode(two_halves(), ImageFormat::Png);
     let err = decode(&png[..png.len() - 20]).unwrap_err();
-    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
 }
 
 /// A PNG whose header declares 100000×100000 pixels (40 GB decoded) must be refused before
@@ -146,4 +146,140 @@ fn other_formats_decode() {
         let rgb = decode(&encode(two_halves(), format)).unwrap_or_else(|e| panic!("{format:?}: {e}"));
         assert_eq!(rgb.dimensions(), (32, 16), "{format:?}");
     }
+}
+
+fn photo_jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = ImageBuffer::from_fn(w, h, |x, y| Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, ((x ^ y) & 0xff) as u8]));
+    encode(DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
+}
+
+/// A JPEG cut to 10 % of its bytes, or with garbage in its compressed data, is refused — the
+/// image crate's lenient decoder would complete it with grey and train on it silently.
+#[test]
+fn damaged_jpegs_are_refused_not_completed_with_grey() {
+    let jpeg = photo_jpeg(320, 240);
+    let cut = &jpeg[..jpeg.len() / 10];
+    assert!(image::load_from_memory(cut).is_ok(), "the lenient decoder accepts the cut file");
+    let err = decode(cut).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("the JPEG file is truncated"), "{err}");
+    assert!(err.detail().is_some(), "the decoder's own words stay available");
+
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+    let mut garbled = jpeg.clone();
+    for i in (sos + 60..jpeg.len() - 60).step_by(11) {
+        garbled[i] = 0xFF;
+    }
+    let err = decode(&garbled).unwrap_err();
+    assert!(err.to_string().starts_with("the JPEG data is corrupt"), "{err}");
+    assert!(!err.to_string().contains("Format error"), "plain words: {err}");
+}
+
+#[test]
+fn files_that_are_not_images_say_what_they_are() {
+    let cases: [(&[u8], &str); 8] = [
+        (&[0u8; 4096], "only zero bytes"),
+        (b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ", "macOS metadata file"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic\x00\x00\x00\x28meta", "HEIC/HEIF photo (the iPhone's default format)"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", "AVIF"),
+        (b"<!DOCTYPE html><html><body>login</body></html>", "web page"),
+        (b"%PDF-1.4\n", "PDF document"),
+        (b"PK\x03\x04\x14\x00", "ZIP archive"),
+        (b"DICM\x02\x00", "DICOM"),
+    ];
+    for (bytes, what) in cases {
+        let err = decode(bytes).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedFormat(_)), "{what}: {err:?}");
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    }
+    assert!(decode(b"\x00\x00\x00\x18ftypheic").unwrap_err().to_string().contains("export it as JPEG"));
+}
+
+/// PNG chunk with its CRC.
+fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut body = kind.to_vec();
+    body.extend(data);
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend(&body);
+    out.extend(crc32fast::hash(&body).to_be_bytes());
+    out
+}
+
+fn zlib_zeros(n: usize, prefix: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(prefix).expect("zlib");
+    let block = vec![0u8; 1 << 20];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(block.len());
+        z.write_all(&block[..k]).expect("zlib");
+        left -= k;
+    }
+    z.finish().expect("zlib")
+}
+
+fn png_file(w: u32, h: u32, depth: u8, color: u8, extra: &[Vec<u8>], idat: &[u8]) -> Vec<u8> {
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([depth, color, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    for c in extra {
+        png.extend(c);
+    }
+    png.extend(chunk(b"IDAT", idat));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+/// The memory cases of issue 10: each is refused from its header (with how much it would need),
+/// before the pixels or the colour profile are inflated.
+#[test]
+fn decoding_memory_is_bounded_before_allocation() {
+    // 8000² RGBA16 with EXIF orientation 6: 512 MB of samples (a 500 KB file) plus copies.
+    let side = 8000u32;
+    let tiff = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    let exif = chunk(b"eXIf", &tiff);
+    let row = (1 + side * 8) as usize;
+    // Only the header is needed for the refusal: a short IDAT keeps the test fast.
+    let png = png_file(side, side, 16, 6, &[exif], &zlib_zeros(row * 4, &[]));
+    let err = decode(&png).unwrap_err();
+    assert!(matches!(err, Error::MemoryLimit(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("8000×8000 PNG image needs about") && msg.contains("limit is 512 MB") && msg.contains("8-bit"), "{msg}");
+
+    // A 1×1 PNG whose colour profile inflates to 476 MB: the png crate stops inflating at the
+    // 16 MB metadata cap and drops the profile (we never use it), so the pixel decodes. The
+    // corpus runner (tests/hostile) measures that the process stays small.
+    let mut iccp = b"bomb\0\0".to_vec();
+    iccp.extend(zlib_zeros(476 << 20, &[]));
+    let png = png_file(1, 1, 8, 2, &[chunk(b"iCCP", &iccp)], &zlib_zeros(4, &[]));
+    assert_eq!(decode(&png).expect("the pixel decodes").dimensions(), (1, 1));
+
+    // A 43-byte GIF declaring an 8000×8000 canvas and frame.
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend(8000u16.to_le_bytes());
+    gif.extend(8000u16.to_le_bytes());
+    gif.extend([0x80, 0, 0, 0, 0, 0, 255, 255, 255, 0x2c, 0, 0, 0, 0]);
+    gif.extend(8000u16.to_le_bytes());
+    gif.extend(8000u16.to_le_bytes());
+    gif.extend([0, 2, 1, 0x2c, 0, 0x3b]);
+    assert!(gif.len() < 50);
+    let err = decode(&gif).unwrap_err();
+    assert!(matches!(err, Error::MemoryLimit(_)), "{err:?}");
+}
+
+/// `inspect` reads the header only: sizes and the memory estimate of a file whose pixel data
+/// is missing, and a rotation costs one more RGB buffer.
+#[test]
+fn inspect_reads_only_the_header() {
+    let jpeg = photo_jpeg(400, 300);
+    let header = headtune::image::inspect(Cursor::new(&jpeg[..jpeg.len() / 4])).expect("header of a truncated file");
+    assert_eq!((header.format, header.width, header.height), (ImageFormat::Jpeg, 400, 300));
+    let rgb = 400 * 300 * 3;
+    assert!(header.memory >= rgb && header.memory < 2 * rgb, "{}", header.memory);
+    let rotated = headtune::image::inspect(Cursor::new(with_exif_orientation(&jpeg, 6))).expect("header");
+    assert!(rotated.memory >= header.memory + rgb, "{} vs {}", rotated.memory, header.memory);
+    assert!(decode(&jpeg[..jpeg.len() / 4]).is_err(), "while the decode refuses the damaged data");
 }

@@ -94,3 +94,55 @@ fn transfer_warning_follows_the_binomial_test() {
     assert_eq!(w.code, "no_transfer");
     assert!(w.message.contains("55.0 %"), "{}", w.message);
 }
+
+/// NaN and infinite scores (a model whose logits overflowed) once made `roc_curve` loop forever,
+/// growing memory: the curve must be finite, end at (1, 1), and serialise to JSON without nulls.
+#[test]
+fn metrics_are_total_over_nan_and_infinite_scores() {
+    let scores = [f64::NAN, 0.9, f64::INFINITY, f64::NAN, f64::NEG_INFINITY, 0.2, f64::NAN];
+    let positive = [true, true, false, false, true, false, true];
+    let roc = roc_curve(&scores, &positive);
+    assert!(roc.len() <= scores.len() + 1, "{} points", roc.len());
+    let last = roc.last().expect("points");
+    assert_eq!((last.fpr, last.tpr), (1.0, 1.0));
+    assert!(roc.iter().all(|p| p.threshold.is_finite() && p.fpr.is_finite() && p.tpr.is_finite()), "{roc:?}");
+    // NaN ranks below every number: the NaN group is the last step.
+    assert_eq!(roc[roc.len() - 1].threshold, f64::MIN);
+    let b = binary_metrics("pos", &scores, &positive, 0.5);
+    assert!((0.0..=1.0).contains(&b.auc), "auc {}", b.auc);
+    let json = serde_json::to_string(&b).expect("json");
+    assert!(!json.contains("null"), "{json}");
+
+    let probs = vec![vec![f32::NAN, f32::NAN], vec![0.2, 0.8], vec![f32::NAN, 0.3], vec![0.6, f32::NAN]];
+    let m = evaluate(&names(2), &[0, 1, 1, 0], &probs, 0.5);
+    assert_eq!(m.confusion, vec![vec![2, 0], vec![0, 2]], "NaN never wins the argmax");
+    let json = serde_json::to_string(&m).expect("json");
+    assert!(!json.contains("null"), "{json}");
+}
+
+#[test]
+fn argmax_skips_nan() {
+    assert_eq!(argmax(&[f32::NAN, 0.1, 0.7, f32::NAN]), 2);
+    assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+    assert_eq!(argmax(&[0.5, 0.5]), 0);
+}
+
+/// The softmax behind every probability is a probability vector for any logits (`predict` once
+/// printed `"probability": null` for overflowing ones).
+#[test]
+fn softmax_is_total() {
+    use headtune::imagenet::softmax;
+    for logits in [
+        vec![f32::INFINITY, 1.0, f32::INFINITY],
+        vec![f32::NAN, 2.0, 0.0],
+        vec![f32::NEG_INFINITY, f32::NEG_INFINITY],
+        vec![f32::NAN, f32::NAN],
+        vec![3e38, -3e38, 3e38],
+    ] {
+        let p = softmax(&logits);
+        assert!(p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)), "{logits:?} → {p:?}");
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{logits:?} → {p:?}");
+    }
+    assert_eq!(softmax(&[f32::INFINITY, 1.0, f32::INFINITY]), vec![0.5, 0.0, 0.5]);
+    assert_eq!(softmax(&[f32::NAN, 0.0])[1], 1.0);
+}

@@ -66,8 +66,12 @@ export interface AddImagesResult {
   added: number;
   /** Their example ids, in input order (for `removeExample`). */
   ids: number[];
-  /** Images that could not be used, with the reason (e.g. "image data is corrupt or truncated: …"). */
-  rejected: { name: string; reason: string }[];
+  /**
+   * Images that could not be used: the reason in plain words (e.g. "the JPEG file is truncated:
+   * …"), the engine's error `code` (`Corrupt`, `UnsupportedFormat`, `TooLarge`, `MemoryLimit`, …)
+   * and, for damaged files, the decoder's own `detail`.
+   */
+  rejected: { name: string; reason: string; code?: string; detail?: string }[];
 }
 
 export interface ClassInfo {

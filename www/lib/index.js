@@ -63,6 +63,8 @@ function rebuild(report) {
   if (report.code === 'Cancelled') return new DOMException(report.message, 'AbortError');
   const err = new Error(report.message);
   if (report.code) err.code = report.code;
+  // The decoder's own words behind a plain message (damaged images), for developers.
+  if (report.detail) err.detail = report.detail;
   return err;
 }
 

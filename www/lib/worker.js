@@ -32,7 +32,7 @@ async function handle({ id, op, args }) {
     const value = await OPS[op](args, id);
     self.postMessage({ id, type: 'result', value, state: state() }, transferables(value));
   } catch (err) {
-    const error = { message: String(err?.message ?? err), code: err?.code };
+    const error = { message: String(err?.message ?? err), code: err?.code, detail: err?.detail };
     if (!error.code && err instanceof WebAssembly.RuntimeError) {
       error.message = `headtune engine crashed (${error.message}); please report this. Dispose this instance and create a new one.`;
     }
@@ -195,7 +195,7 @@ const OPS = {
         // Errors with a code are about this image (undecodable, too large…); anything else is
         // the engine failing and must not be passed off as a bad image.
         if (!err?.code || err.code === 'Backend') throw err;
-        rejected.push({ name: it.name, reason: err.message });
+        rejected.push({ name: it.name, reason: err.message, code: err.code, ...(err.detail ? { detail: err.detail } : {}) });
       }
       self.postMessage({ id, type: 'progress', event: { done: i + 1, name: it.name } });
     }

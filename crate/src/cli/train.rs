@@ -7,7 +7,7 @@ use std::time::Instant;
 use headtune::backbone::{Backbone, BACKBONE_ID, BUNDLED_WEIGHTS, EMBED_DIM};
 use headtune::metrics::{self, Metrics};
 use headtune::predict::{predict_image, Classifier};
-use headtune::project::Model;
+use headtune::project::{Model, Project};
 use headtune::store::{self, AugmentConfig, Store};
 use headtune::train::{train, EpochStats};
 use headtune::{Error, Result};
@@ -15,7 +15,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{expand_paths, report_error, CacheArgs, TrainArgs};
+use super::files::{self, line, note};
+use super::{error_code, expand_paths, out, report_error, CacheArgs, TrainArgs};
 
 /// An image of a dataset folder: its class (sub-folder) and path.
 struct Item {
@@ -23,8 +24,14 @@ struct Item {
     path: PathBuf,
 }
 
-/// List `DIR/<class>/**/<image>`; classes sorted by name.
-fn list_dataset(dir: &Path) -> Result<Vec<Item>> {
+/// List `DIR/<class>/**/<image>`; classes sorted by name. Returns the items and the class
+/// folders that hold no images (reported by the caller: a class silently missing from a model
+/// is worse than a message).
+///
+/// # Errors
+/// [`Error::Data`] for a folder without sub-folders, or two folders that name the same class
+/// (`red` and `red `: class names are trimmed); [`Error::Io`] for unreadable folders.
+fn list_dataset(dir: &Path) -> Result<(Vec<Item>, Vec<String>)> {
     let io = |source| Error::Io { path: dir.display().to_string(), source };
     let mut classes: Vec<PathBuf> =
         std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
@@ -32,24 +39,57 @@ fn list_dataset(dir: &Path) -> Result<Vec<Item>> {
     if classes.is_empty() {
         return Err(Error::Data(format!("{} has no sub-folders: put each class's images in a folder named after the class", dir.display())));
     }
+    let mut seen: Vec<(String, String)> = Vec::new();
     let mut items = Vec::new();
+    let mut empty = Vec::new();
     for c in classes {
-        let name = c.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        for path in expand_paths(&[c])? {
-            items.push(Item { class: name.clone(), path });
+        let folder = c.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = folder.trim().to_string();
+        if let Some((other, _)) = seen.iter().find(|(_, n)| *n == name) {
+            return Err(Error::Data(format!(
+                "folders {other:?} and {folder:?} both name class {name:?} (spaces around class names are dropped): rename or merge them"
+            )));
         }
+        seen.push((folder.clone(), name.clone()));
+        let listing = files::list_images(&[c])?;
+        listing.report_skipped();
+        if listing.files.is_empty() {
+            empty.push(folder);
+        }
+        items.extend(listing.files.into_iter().map(|path| Item { class: name.clone(), path }));
     }
-    Ok(items)
+    Ok((items, empty))
+}
+
+/// Report class folders without images as failures (exit code 1): the class is left out.
+fn report_empty(dataset: &Path, empty: &[String], json: bool) -> Result<bool> {
+    for folder in empty {
+        let path = dataset.join(folder).display().to_string();
+        report_error(&path, &Error::Data(format!("class folder {folder:?} has no images ({}); the class is left out", files::IMAGE_EXTENSIONS.join(", "))), json)?;
+    }
+    Ok(empty.is_empty())
 }
 
 /// Embeds files with their augmented views, through an on-disk cache keyed by the file's
 /// SHA-256, the backbone weights and the augmentation settings.
 struct Embedder {
     backbone: Backbone,
+    prep: Prep,
+    hits: usize,
+}
+
+/// The part of an [`Embedder`] that runs on every decoding thread: reading, the cache, decoding
+/// and preprocessing.
+struct Prep {
     augment: AugmentConfig,
     cache: Option<PathBuf>,
     key_prefix: Vec<u8>,
-    hits: usize,
+}
+
+/// A file made ready for the network: its views from the cache, or their inputs.
+enum Prepared {
+    Cached(Vec<Vec<f32>>),
+    Inputs { cache_file: Option<PathBuf>, inputs: Vec<Vec<f32>> },
 }
 
 impl Embedder {
@@ -60,41 +100,69 @@ impl Embedder {
         key_prefix.update(serde_json::to_vec(&augment).unwrap_or_default());
         Ok(Self {
             backbone: Backbone::bundled_cpu()?,
-            augment,
-            cache: cache.dir(),
-            key_prefix: key_prefix.finalize().to_vec(),
+            prep: Prep { augment, cache: cache.dir(), key_prefix: key_prefix.finalize().to_vec() },
             hits: 0,
         })
     }
 
-    /// Views of every file (or its error), in order. Each file is one task on the thread pool:
-    /// read, cache lookup, decode and the network, with a workspace per thread; the results are
-    /// the same as one at a time.
+    /// Views of every file (or its error), in order. Each file is one task on the thread pool —
+    /// read, cache lookup, decode, preprocess and the network, with a workspace per thread and
+    /// within the shared decode memory budget — so the results are the same as one at a time.
     fn embed_all(&mut self, paths: &[PathBuf], progress: bool) -> Vec<Result<Vec<Vec<f32>>>> {
         let started = Instant::now();
-        let mut out = Vec::with_capacity(paths.len());
+        let mut out: Vec<Result<Vec<Vec<f32>>>> = Vec::with_capacity(paths.len());
+        let (mut ok, mut failed) = (0usize, 0usize);
         let hits = AtomicUsize::new(self.hits);
         let mut reported = 0;
         for chunk in paths.chunks(super::chunk_len()) {
             let this = &*self;
-            let done: Vec<Result<Vec<Vec<f32>>>> = chunk
-                .par_iter()
-                .map(|p| {
-                    let bytes = std::fs::read(p).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
-                    this.embed_one(&this.key(&bytes), &bytes, &hits)
-                })
-                .collect();
-            out.extend(done);
+            let done: Vec<Result<Vec<Vec<f32>>>> =
+                chunk.par_iter().map(|p| this.prep.prepare(p).and_then(|p| this.finish(p, &hits))).collect();
+            for views in done {
+                if views.is_ok() {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+                out.push(views);
+            }
             if progress && (out.len() >= reported + 128 || out.len() == paths.len()) {
                 reported = out.len();
                 let secs = started.elapsed().as_secs_f64();
-                eprintln!("embedded {}/{} images ({:.1}/s, {} from cache)", out.len(), paths.len(), out.len() as f64 / secs, hits.load(Ordering::Relaxed));
+                note(&format!(
+                    "processed {}/{} images: {ok} embedded ({} from cache), {failed} failed ({:.1} images/s)",
+                    out.len(),
+                    paths.len(),
+                    hits.load(Ordering::Relaxed),
+                    out.len() as f64 / secs
+                ));
             }
         }
         self.hits = hits.into_inner();
         out
     }
 
+    /// Run the network on prepared inputs (or take the cached views) and fill the cache.
+    fn finish(&self, prepared: Prepared, hits: &AtomicUsize) -> Result<Vec<Vec<f32>>> {
+        match prepared {
+            Prepared::Cached(views) => {
+                hits.fetch_add(1, Ordering::Relaxed);
+                Ok(views)
+            }
+            Prepared::Inputs { cache_file, inputs } => {
+                let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+                let views = pollster::block_on(self.backbone.embed(&refs))?;
+                if let Some(f) = cache_file {
+                    // A cache write failure only costs time later; never fail the run for it.
+                    let _ = write_cached(&f, &views);
+                }
+                Ok(views)
+            }
+        }
+    }
+}
+
+impl Prep {
     fn key(&self, bytes: &[u8]) -> String {
         let mut h = Sha256::new();
         h.update(&self.key_prefix);
@@ -102,45 +170,68 @@ impl Embedder {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn embed_one(&self, key: &str, bytes: &[u8], hits: &AtomicUsize) -> Result<Vec<Vec<f32>>> {
-        let file = self.cache.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.f32")));
-        if let Some(views) = file.as_ref().and_then(|f| read_cached(f, 1 + self.augment.views)) {
-            hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(views);
+    fn prepare(&self, path: &Path) -> Result<Prepared> {
+        let file = files::read_image(path)?;
+        let key = self.key(&file.bytes);
+        let cache_file = self.cache.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.f32")));
+        if let Some(views) = cache_file.as_ref().and_then(|f| read_cached(f, &key, 1 + self.augment.views)) {
+            return Ok(Prepared::Cached(views));
         }
-        let img = headtune::image::decode(bytes)?;
-        let views = pollster::block_on(store::embed_views(&self.backbone, &img, &self.augment, store::fingerprint(bytes)))?;
-        if let Some(f) = file {
-            // A cache write failure only costs time later; never fail the run for it.
-            let _ = write_cached(&f, &views);
-        }
-        Ok(views)
+        let img = headtune::image::decode(&file.bytes)?;
+        let inputs = store::view_inputs(&img, &self.augment, store::fingerprint(&file.bytes))?;
+        Ok(Prepared::Inputs { cache_file, inputs })
     }
 }
 
-fn read_cached(path: &Path, views: usize) -> Option<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.len() != views * EMBED_DIM * 4 {
+/// Cache entry layout: magic, view count, width, CRC-32 of (key, values), then the values
+/// (f32 LE). The checksum catches torn writes, disk errors and edits (an entry overwritten with
+/// f32::MAX must not train silently); covering the key catches an entry copied to another name.
+const CACHE_MAGIC: &[u8; 8] = b"HTEMB\x00\x01\x00";
+const CACHE_HEADER: usize = 8 + 4 + 4 + 4;
+
+fn cache_crc(key: &str, values: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(key.as_bytes());
+    h.update(values);
+    h.finalize()
+}
+
+/// The cached views, or `None` (a miss) if the entry is absent or fails any check.
+fn read_cached(path: &Path, key: &str, views: usize) -> Option<Vec<Vec<f32>>> {
+    let expected = CACHE_HEADER + views * EMBED_DIM * 4;
+    let bytes = files::read_regular(path, expected as u64).ok()?;
+    if bytes.len() != expected || &bytes[..8] != CACHE_MAGIC {
         return None;
     }
-    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let body = &bytes[CACHE_HEADER..];
+    if word(8) as usize != views || word(12) as usize != EMBED_DIM || word(16) != cache_crc(key, body) {
+        return None;
+    }
+    let values: Vec<f32> = body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
     Some(values.chunks(EMBED_DIM).map(<[f32]>::to_vec).collect())
 }
 
-fn write_cached(path: &Path, views: &[Vec<f32>]) -> std::io::Result<()> {
+fn write_cached(path: &Path, views: &[Vec<f32>]) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.display().to_string(), source })?;
     }
-    let bytes: Vec<u8> = views.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    // Write-then-rename so a crash never leaves a half-written entry.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+    let key = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let body: Vec<u8> = views.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    let mut bytes = Vec::with_capacity(CACHE_HEADER + body.len());
+    bytes.extend_from_slice(CACHE_MAGIC);
+    bytes.extend_from_slice(&(views.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(EMBED_DIM as u32).to_le_bytes());
+    bytes.extend_from_slice(&cache_crc(&key, &body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    files::write_atomic(path, &bytes, false)
 }
 
-/// Embed a dataset folder into a store, reporting unreadable files. Returns (store, all ok).
-fn load_store(dataset: &Path, embedder: &mut Embedder, json: bool) -> Result<(Store, bool)> {
-    let items = list_dataset(dataset)?;
+/// Embed the listed dataset into a store, reporting unreadable files. Returns (store, all ok).
+fn load_store(items: &[Item], embedder: &mut Embedder, json: bool) -> Result<(Store, bool)> {
     let paths: Vec<PathBuf> = items.iter().map(|i| i.path.clone()).collect();
     let mut store = Store::new();
     let mut all_ok = true;
@@ -150,73 +241,103 @@ fn load_store(dataset: &Path, embedder: &mut Embedder, json: bool) -> Result<(St
             Ok(_) => {}
             Err(e) => {
                 all_ok = false;
-                report_error(&name, &e, json);
+                report_error(&name, &e, json)?;
             }
         }
     }
     Ok((store, all_ok))
 }
 
+/// Refuse an output path that is one of the input images (it would be overwritten by the model).
+fn check_not_input(out: &Path, items: &[Item]) -> Result<()> {
+    let Ok(out_real) = std::fs::canonicalize(out) else {
+        return Ok(()); // does not exist yet, so it is no input
+    };
+    if let Some(item) = items.iter().find(|i| std::fs::canonicalize(&i.path).is_ok_and(|p| p == out_real)) {
+        return Err(Error::InvalidArgument(format!(
+            "--out {} is the input image {}; write the model somewhere else (e.g. model.headtune)",
+            out.display(),
+            item.path.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, json: bool, cache: &CacheArgs) -> Result<bool> {
     let config = args.config()?;
     let augment = AugmentConfig { views: augment, seed: config.seed, ..AugmentConfig::default() };
     augment.validate()?;
+    // Minutes of embedding must not end in "cannot write": check the destination first.
+    files::check_writable(out)?;
+    let (items, empty) = list_dataset(dataset)?;
+    check_not_input(out, &items)?;
+    let mut all_ok = report_empty(dataset, &empty, json)?;
     let mut embedder = Embedder::new(augment.clone(), cache)?;
-    let (store, all_ok) = load_store(dataset, &mut embedder, json)?;
+    let (store, embedded_ok) = load_store(&items, &mut embedder, json)?;
+    all_ok &= embedded_ok;
     for c in store.classes() {
-        eprintln!("class {:<20} {} images", c.name, c.count);
+        note(&format!("class {:<20} {} images", c.name, c.count));
     }
     let started = Instant::now();
+    // Progress lines are a courtesy: a closed or failing stdout must not cost the model.
+    let mut stdout_error: Option<Error> = None;
     let mut print_epoch = |s: &EpochStats| {
-        if json {
-            println!("{}", json!(s));
+        if stdout_error.is_some() {
+            return;
+        }
+        let printed = if json {
+            line(&json!(s).to_string())
         } else {
             let fold = s.fold.map(|f| format!("fold {f} ")).unwrap_or_default();
             let val = match (s.val_loss, s.val_accuracy) {
                 (Some(l), Some(a)) => format!("  val loss {l:.4}  val acc {:.1} %", a * 100.0),
                 _ => String::new(),
             };
-            println!("{fold}epoch {:>3}  loss {:.4}  acc {:.1} %{val}", s.epoch, s.loss, s.accuracy * 100.0);
-        }
+            out!("{fold}epoch {:>3}  loss {:.4}  acc {:.1} %{val}", s.epoch, s.loss, s.accuracy * 100.0)
+        };
+        stdout_error = printed.err();
     };
     let outcome = pollster::block_on(train(&store, &config, &burn::tensor::Device::flex(), &mut print_epoch, &|| false))?;
     let train_secs = started.elapsed().as_secs_f64();
     let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
     let model = Model::from_training(classifier, config, augment, &outcome.report);
     let bytes = model.to_bytes();
-    std::fs::write(out, &bytes).map_err(|source| Error::Io { path: out.display().to_string(), source })?;
+    files::write_atomic(out, &bytes, true)?;
+    if let Some(e) = stdout_error {
+        return if files::is_closed_pipe(&e) { Ok(all_ok) } else { Err(e) };
+    }
     let report = &outcome.report;
     if json {
-        println!("{}", json!({ "report": report, "train_seconds": train_secs, "model": out.display().to_string(), "model_bytes": bytes.len() }));
+        line(&json!({ "report": report, "train_seconds": train_secs, "model": out.display().to_string(), "model_bytes": bytes.len() }).to_string())?;
     } else {
-        println!("trained in {train_secs:.2} s; best epoch {} ({} validation){}", report.best_epoch, report.validation,
-            if report.stopped_early { ", stopped early" } else { "" });
+        out!("trained in {train_secs:.2} s; best epoch {} ({} validation){}", report.best_epoch, report.validation,
+            if report.stopped_early { ", stopped early" } else { "" })?;
         if let Some(m) = &report.metrics {
-            print_metrics(m);
+            print_metrics(m)?;
         }
         for w in &report.warnings {
-            println!("WARNING [{}]: {}", w.code, w.message);
+            out!("WARNING [{}]: {}", w.code, w.message)?;
         }
-        println!("model written to {} ({} bytes)", out.display(), bytes.len());
+        out!("model written to {} ({} bytes)", out.display(), bytes.len())?;
     }
     Ok(all_ok)
 }
 
-fn print_metrics(m: &Metrics) {
-    println!("accuracy {:.2} % on {} held-out images (majority baseline {:.1} %)", m.accuracy * 100.0, m.n, m.majority_baseline * 100.0);
+fn print_metrics(m: &Metrics) -> Result<()> {
+    out!("accuracy {:.2} % on {} held-out images (majority baseline {:.1} %)", m.accuracy * 100.0, m.n, m.majority_baseline * 100.0)?;
     for c in &m.per_class {
-        println!("  {:<20} recall {:5.1} %  precision {:5.1} %  F1 {:.3}  (n={})", c.name, c.recall * 100.0, c.precision * 100.0, c.f1, c.support);
+        out!("  {:<20} recall {:5.1} %  precision {:5.1} %  F1 {:.3}  (n={})", c.name, c.recall * 100.0, c.precision * 100.0, c.f1, c.support)?;
     }
-    println!("confusion (rows = true, columns = predicted): {:?}", m.confusion);
+    out!("confusion (rows = true, columns = predicted): {:?}", m.confusion)?;
     if let Some(b) = &m.binary {
-        println!("AUC {:.4}; at threshold {:.2}: sensitivity {:.3}, specificity {:.3}; Youden-optimal threshold {:.3} (sens {:.3}, spec {:.3})",
-            b.auc, b.threshold, b.sensitivity, b.specificity, b.youden_threshold, b.youden_sensitivity, b.youden_specificity);
+        out!("AUC {:.4}; at threshold {:.2}: sensitivity {:.3}, specificity {:.3}; Youden-optimal threshold {:.3} (sens {:.3}, spec {:.3})",
+            b.auc, b.threshold, b.sensitivity, b.specificity, b.youden_threshold, b.youden_sensitivity, b.youden_specificity)?;
     }
+    Ok(())
 }
 
 fn read_model(path: &Path) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    Model::from_bytes(&bytes)
+    Model::from_bytes(&files::read_regular(path, files::MAX_MODEL_BYTES)?)
 }
 
 pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, cache: &CacheArgs) -> Result<bool> {
@@ -224,20 +345,19 @@ pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, c
     let classes = &model.classifier.classes;
     // Only the evaluation view is needed.
     let mut embedder = Embedder::new(AugmentConfig::default(), cache)?;
-    let items = list_dataset(dataset)?;
-    let mut all_ok = true;
+    let (items, empty) = list_dataset(dataset)?;
+    let mut all_ok = report_empty(dataset, &empty, json)?;
     let (mut labels, mut probs) = (Vec::new(), Vec::new());
-    let known: Vec<&Item> = items
-        .iter()
-        .filter(|i| {
-            let ok = classes.contains(&i.class);
-            if !ok {
-                all_ok = false;
-                report_error(&i.path.display().to_string(), &Error::Data(format!("folder {:?} is not a class of the model ({classes:?})", i.class)), json);
-            }
-            ok
-        })
-        .collect();
+    let mut known: Vec<&Item> = Vec::with_capacity(items.len());
+    for i in &items {
+        if classes.contains(&i.class) {
+            known.push(i);
+        } else {
+            all_ok = false;
+            let e = Error::Data(format!("folder {:?} is not a class of the model ({classes:?})", i.class));
+            report_error(&i.path.display().to_string(), &e, json)?;
+        }
+    }
     let paths: Vec<PathBuf> = known.iter().map(|i| i.path.clone()).collect();
     for (item, views) in known.iter().zip(embedder.embed_all(&paths, !json)) {
         match views {
@@ -247,7 +367,7 @@ pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, c
             }
             Err(e) => {
                 all_ok = false;
-                report_error(&item.path.display().to_string(), &e, json);
+                report_error(&item.path.display().to_string(), &e, json)?;
             }
         }
     }
@@ -266,57 +386,77 @@ pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, c
             out["specificity"] = json!(b.specificity);
             out["youden_threshold"] = json!(b.youden_threshold);
         }
-        println!("{out}");
+        line(&out.to_string())?;
     } else {
-        print_metrics(&m);
+        print_metrics(&m)?;
     }
     Ok(all_ok)
 }
 
 pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir: Option<&Path>, json: bool) -> Result<bool> {
     let model = read_model(model_path)?;
-    let backbone = Backbone::bundled_cpu()?;
     if let Some(d) = heatmap_dir {
-        std::fs::create_dir_all(d).map_err(|source| Error::Io { path: d.display().to_string(), source })?;
+        std::fs::create_dir_all(d).map_err(|source| Error::Write { path: d.display().to_string(), source })?;
+        files::check_writable(&d.join("probe.heatmap.png"))?;
     }
+    let backbone = Backbone::bundled_cpu()?;
     let mut all_ok = true;
+    let mut heatmap_names = HeatmapNames::default();
     for path in expand_paths(paths)? {
         let name = path.display().to_string();
-        let result = std::fs::read(&path)
-            .map_err(|source| Error::Io { path: name.clone(), source })
-            .and_then(|b| headtune::image::decode(&b))
-            .and_then(|img| {
-                let out = pollster::block_on(predict_image(&backbone, &model.classifier, &img, top, heatmap_dir.is_some()))?;
-                let file = match (&out.heatmap, heatmap_dir) {
-                    (Some(h), Some(dir)) => Some(write_overlay(&img, h, dir, &path)?),
-                    _ => None,
-                };
-                Ok((out, file))
-            });
+        let result = files::read_image(&path).and_then(|file| headtune::image::decode(&file.bytes)).and_then(|img| {
+            let out = pollster::block_on(predict_image(&backbone, &model.classifier, &img, top, heatmap_dir.is_some()))?;
+            let file = match (&out.heatmap, heatmap_dir) {
+                (Some(h), Some(dir)) => Some(write_overlay(&img, h, &heatmap_names.next(dir, &path))?),
+                _ => None,
+            };
+            Ok((out, file))
+        });
         match result {
             Ok((out, file)) => {
                 if json {
-                    let mut line = json!({ "file": name, "top": out.top });
+                    let mut v = json!({ "file": name, "top": out.top });
                     if let Some(f) = file {
-                        line["heatmap"] = json!(f.display().to_string());
+                        v["heatmap"] = json!(f.display().to_string());
                     }
-                    println!("{line}");
+                    line(&v.to_string())?;
                 } else {
                     let list: Vec<String> = out.top.iter().map(|p| format!("{} ({:.3})", p.label, p.probability)).collect();
-                    println!("{name}: {}", list.join(", "));
+                    out!("{name}: {}", list.join(", "))?;
                 }
             }
             Err(e) => {
                 all_ok = false;
-                report_error(&name, &e, json);
+                report_error(&name, &e, json)?;
             }
         }
     }
     Ok(all_ok)
 }
 
-/// The network's view of the image (the evaluation crop at 224²) with the heatmap in red.
-fn write_overlay(img: &headtune::image::Rgb, h: &headtune::predict::Heatmap, dir: &Path, src: &Path) -> Result<PathBuf> {
+/// Heatmap file names of one run: `<stem>.heatmap.png`, then `<stem>-2.heatmap.png`, … when two
+/// inputs share a stem (`a/x.png`, `b/x.jpg`), so no heatmap overwrites another.
+#[derive(Default)]
+struct HeatmapNames {
+    used: std::collections::HashSet<String>,
+}
+
+impl HeatmapNames {
+    fn next(&mut self, dir: &Path, src: &Path) -> PathBuf {
+        let stem = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let mut name = format!("{stem}.heatmap.png");
+        let mut n = 1;
+        while !self.used.insert(name.clone()) {
+            n += 1;
+            name = format!("{stem}-{n}.heatmap.png");
+        }
+        dir.join(name)
+    }
+}
+
+/// The network's view of the image (the evaluation crop at 224²) with the heatmap in red,
+/// written atomically to `out`.
+fn write_overlay(img: &headtune::image::Rgb, h: &headtune::predict::Heatmap, out: &Path) -> Result<PathBuf> {
     let view = headtune::preprocess::resize_view(img, h.crop)?;
     let size = view.width();
     let overlay = image::RgbImage::from_fn(size, size, |x, y| {
@@ -327,8 +467,81 @@ fn write_overlay(img: &headtune::image::Rgb, h: &headtune::predict::Heatmap, dir
         let mix = |c: u8, t: f32| (c as f32 * (1.0 - a) + t * a).round() as u8;
         image::Rgb([mix(p[0], 255.0), mix(p[1], 0.0), mix(p[2], 0.0)])
     });
-    let stem = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
-    let out = dir.join(format!("{stem}.heatmap.png"));
-    overlay.save(&out).map_err(|e| Error::Io { path: out.display().to_string(), source: std::io::Error::other(e) })?;
-    Ok(out)
+    let mut png = std::io::Cursor::new(Vec::new());
+    overlay
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| Error::Write { path: out.display().to_string(), source: std::io::Error::other(e) })?;
+    files::write_atomic(out, png.get_ref(), true)?;
+    Ok(out.to_path_buf())
+}
+
+/// `headtune check`: say what each file is, or why it cannot be used, without the backbone.
+pub fn run_check(paths: &[PathBuf], json: bool) -> Result<bool> {
+    let mut all_ok = true;
+    for path in expand_paths(paths)? {
+        let name = path.display().to_string();
+        match check_one(&path) {
+            Ok(found) => {
+                if json {
+                    let mut v = found;
+                    v["file"] = json!(name);
+                    line(&v.to_string())?;
+                } else {
+                    out!("{name}: {}", found["summary"].as_str().unwrap_or_default())?;
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                if json {
+                    let mut v = json!({ "file": name, "error": e.to_string(), "code": error_code(&e) });
+                    if let Some(d) = e.detail() {
+                        v["detail"] = json!(d);
+                    }
+                    line(&v.to_string())?;
+                } else {
+                    out!("{name}: ERROR {e}")?;
+                }
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+/// Largest project file `check` reads (projects hold every embedding).
+const MAX_PROJECT_BYTES: u64 = 1 << 30;
+
+fn check_one(path: &Path) -> Result<serde_json::Value> {
+    // Only the first bytes decide what it is; each kind then has its own size limit.
+    let (file, _) = files::open_regular(path, u64::MAX)?;
+    let mut magic = [0u8; 8];
+    let n = std::io::Read::read(&mut &file, &mut magic).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    drop(file);
+    if n == 8 && &magic == b"HEADTUNE" {
+        let bytes = files::read_regular(path, MAX_PROJECT_BYTES)?;
+        return match Model::from_bytes(&bytes) {
+            Ok(m) => {
+                let classes = &m.classifier.classes;
+                let head = serde_json::to_value(m.classifier.head.kind).unwrap_or_default();
+                let summary = format!("model: {} head, {} classes {classes:?}", head.as_str().unwrap_or("?"), classes.len());
+                Ok(json!({ "kind": "model", "head": head, "classes": classes, "summary": summary }))
+            }
+            Err(Error::ModelFile(m)) if m.starts_with("this is a project file") => {
+                let p = Project::from_bytes(&bytes)?;
+                let classes = p.store.class_names();
+                let summary = format!("project: {} examples in {} classes {classes:?}{}", p.store.len(), classes.len(),
+                    if p.model.is_some() { ", with a trained model" } else { "" });
+                Ok(json!({ "kind": "project", "examples": p.store.len(), "classes": classes, "model": p.model.is_some(), "summary": summary }))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    let file = files::read_image(path)?;
+    let img = headtune::image::decode(&file.bytes)?;
+    let header = headtune::image::inspect(std::io::Cursor::new(&file.bytes))?;
+    let (w, h) = img.dimensions();
+    let format = format!("{:?}", header.format).to_uppercase();
+    Ok(json!({
+        "kind": "image", "format": format, "width": w, "height": h, "decodeMemory": header.memory,
+        "summary": format!("{format} image, {w}×{h}"),
+    }))
 }
