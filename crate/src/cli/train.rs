@@ -295,7 +295,7 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, j
     let train_secs = started.elapsed().as_secs_f64();
     let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
     let model = Model::from_training(classifier, config, augment, &outcome.report);
-    let bytes = model.to_bytes();
+    let bytes = model.to_bytes()?;
     files::write_atomic(out, &bytes, true)?;
     if let Some(e) = stdout_error {
         return if files::is_closed_pipe(&e) { Ok(all_ok) } else { Err(e) };
