@@ -282,6 +282,12 @@ pub fn load_input(path: &Path) -> Result<Vec<f32>> {
     preprocess::preprocess_eval(&headtune::image::decode(&file.bytes)?)
 }
 
+/// Files handed to the thread pool at a time: enough to keep every thread busy, few enough that
+/// results (and failures) are printed as they come.
+pub fn chunk_len() -> usize {
+    (4 * rayon::current_num_threads()).max(16)
+}
+
 /// Report one failed file: on stdout as `{"file", "error", "code", "detail"?}` with `--json`,
 /// on stderr otherwise.
 ///
@@ -305,17 +311,8 @@ pub(crate) fn error_code(err: &Error) -> String {
     format!("{err:?}").chars().take_while(char::is_ascii_alphanumeric).collect()
 }
 
-/// Files handed to the thread pool at a time: enough to keep every thread busy, few enough that
-/// results (and failures) are printed as they come.
-pub fn chunk_len() -> usize {
-    (4 * rayon::current_num_threads()).max(16)
-}
-
 /// Decode, preprocess and run `work` on every file, one image per task on the thread pool, then
 /// `report` each result in the files' order (failures per file). Returns whether all succeeded.
-///
-/// # Errors
-/// The first failed write of standard output (from `report` or an error report).
 fn for_each_image<T: Send>(
     paths: &[PathBuf],
     json: bool,
@@ -408,4 +405,3 @@ pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
     }
     Ok(values)
 }
-

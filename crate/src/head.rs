@@ -100,9 +100,22 @@ pub struct DenseWeights {
     pub bias: Vec<f32>,
 }
 
+/// Widest layer input or output a head may have (the MLP's hidden units are at most 4096, a
+/// model has at most `store::MAX_CLASSES` outputs).
+pub const MAX_LAYER_WIDTH: usize = 4096;
+
+/// Largest logit a head may be able to produce for any accepted embedding (f32 overflows at
+/// 3.4e38; a trained head stays below ~1e4).
+pub const MAX_LOGIT: f64 = 1e30;
+
 impl DenseWeights {
     fn check(&self, what: &str) -> Result<()> {
-        if self.weight.len() != self.d_in * self.d_out || self.bias.len() != self.d_out {
+        if self.d_in == 0 || self.d_out == 0 || self.d_in.max(self.d_out) > MAX_LAYER_WIDTH.max(EMBED_DIM) {
+            return Err(Error::ModelFile(format!("{what} layer is {}×{}; layers are 1 to {} wide", self.d_in, self.d_out, MAX_LAYER_WIDTH.max(EMBED_DIM))));
+        }
+        // Checked: on wasm32 a 65536×65536 layer would wrap to 0 and pass.
+        let n = self.d_in.checked_mul(self.d_out);
+        if n != Some(self.weight.len()) || self.bias.len() != self.d_out {
             return Err(Error::ModelFile(format!("{what} layer has inconsistent sizes")));
         }
         if self.weight.iter().chain(&self.bias).any(|v| !v.is_finite()) {
@@ -197,7 +210,35 @@ impl HeadWeights {
         if self.output.d_in != expect_in || self.output.d_out < 2 {
             return Err(Error::ModelFile("output layer has the wrong shape".into()));
         }
+        let bound = self.logit_bound();
+        if !(bound <= MAX_LOGIT) {
+            return Err(Error::ModelFile(format!(
+                "the weights are too large: logits could reach {bound:.1e} and overflow (a trained head stays below 1e4) — the file is damaged or was not written by headtune"
+            )));
+        }
         Ok(())
+    }
+
+    /// An upper bound of |logit| over every embedding a store accepts (|values| ≤
+    /// `store::MAX_EMBEDDING_ABS`), by interval arithmetic in f64: |b| + Σ|w|·bound(input),
+    /// layer by layer. Checking finiteness of the weights is not enough — weights of 3e38 are
+    /// finite and their logits are not; this bound also covers every partial sum of the f32
+    /// evaluation, so no logit, probability or heatmap weight can become NaN or infinite.
+    pub fn logit_bound(&self) -> f64 {
+        fn layer(d: &DenseWeights, input: &[f64]) -> Vec<f64> {
+            (0..d.d_out)
+                .map(|o| {
+                    let sum: f64 = input.iter().enumerate().map(|(i, x)| x * f64::from(d.weight[i * d.d_out + o]).abs()).sum();
+                    f64::from(d.bias[o]).abs() + sum
+                })
+                .collect()
+        }
+        let input = vec![f64::from(crate::store::MAX_EMBEDDING_ABS); EMBED_DIM];
+        let hidden = match &self.hidden {
+            Some(h) => layer(h, &input),
+            None => input,
+        };
+        layer(&self.output, &hidden).into_iter().fold(0.0, f64::max)
     }
 
     /// Rebuild the burn module (for inference on a device).

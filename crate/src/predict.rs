@@ -58,8 +58,10 @@ impl Classifier {
     /// Pair a head with its class names.
     ///
     /// # Errors
-    /// [`Error::ModelFile`] when the head is malformed or the counts disagree.
+    /// [`Error::ModelFile`] when the head is malformed (shapes, non-finite or overflowing
+    /// weights), a class name is invalid or repeated, or the counts disagree.
     pub fn new(classes: Vec<String>, head: HeadWeights) -> Result<Self> {
+        crate::store::check_class_names(&classes)?;
         head.validate()?;
         if classes.len() != head.classes() {
             return Err(Error::ModelFile(format!("{} class names for a head with {} outputs", classes.len(), head.classes())));

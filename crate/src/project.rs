@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::head::{DenseWeights, HeadKind, HeadWeights};
 use crate::metrics::Metrics;
 use crate::predict::Classifier;
-use crate::store::{AugmentConfig, Example, Store};
+use crate::store::{check_class_names, shorten, AugmentConfig, Example, Store};
 use crate::train::{TrainConfig, TrainReport};
 
 const MAGIC: &[u8; 8] = b"HEADTUNE";
@@ -29,8 +29,10 @@ const MAGIC: &[u8; 8] = b"HEADTUNE";
 pub const VERSION: u16 = 1;
 const KIND_MODEL: u8 = 1;
 const KIND_PROJECT: u8 = 2;
-/// Metadata above this size is refused before parsing (a real one is a few KB).
-const MAX_META: usize = 64 << 20;
+/// Metadata above this size is refused: by the reader before parsing, and by the writer, so a
+/// file that saves always loads again (a model's is a few KB; a project's grows with the app's
+/// `extra` data, e.g. the page's thumbnails).
+pub const MAX_META: usize = 64 << 20;
 
 /// How images must be prepared for this model: recorded so a reader can check it matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,10 +135,13 @@ impl Model {
     }
 
     /// Serialise to the model file format.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`] when the metadata is larger than the reader accepts.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut blob = Vec::new();
         self.blob(&mut blob);
-        encode(KIND_MODEL, &serde_json::to_vec(&self.meta()).unwrap_or_default(), &blob)
+        encode(KIND_MODEL, &meta_json(&self.meta())?, &blob)
     }
 
     /// Parse a model file.
@@ -160,8 +165,21 @@ impl Model {
         if meta.backbone != BACKBONE_ID {
             return Err(Error::ModelFile(format!(
                 "the head was trained on backbone {:?}; this build has {BACKBONE_ID:?}",
-                meta.backbone
+                shorten(&meta.backbone, 80)
             )));
+        }
+        // Recorded so a reader can check it matches: this build prepares images one way only.
+        if meta.preprocessing != Preprocessing::default() {
+            return Err(Error::ModelFile(format!(
+                "the model expects images prepared as {}; this build prepares them as {}",
+                shorten(&serde_json::to_string(&meta.preprocessing).unwrap_or_default(), 200),
+                serde_json::to_string(&Preprocessing::default()).unwrap_or_default()
+            )));
+        }
+        check_class_names(&meta.classes)?;
+        check_settings(meta.training.as_ref(), meta.augment.as_ref())?;
+        if let Some(m) = &meta.metrics {
+            check_metrics(m, meta.classes.len())?;
         }
         let hidden = match &meta.hidden {
             Some(s) => Some(blob.dense(s)?),
@@ -217,7 +235,10 @@ pub struct Project {
 
 impl Project {
     /// Serialise to the project file format.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`] when the metadata (with `extra`) is larger than the reader accepts.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut blob = Vec::new();
         for e in self.store.examples() {
             for v in &e.views {
@@ -241,7 +262,7 @@ impl Project {
             model: self.model.as_ref().map(Model::meta),
             extra: self.extra.clone(),
         };
-        encode(KIND_PROJECT, &serde_json::to_vec(&meta).unwrap_or_default(), &blob)
+        encode(KIND_PROJECT, &meta_json(&meta)?, &blob)
     }
 
     /// Parse a project file.
@@ -255,13 +276,17 @@ impl Project {
         }
         let meta: ProjectMeta = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
         if meta.backbone != BACKBONE_ID {
-            return Err(Error::ModelFile(format!("project was made with backbone {:?}; this build has {BACKBONE_ID:?}", meta.backbone)));
+            return Err(Error::ModelFile(format!(
+                "project was made with backbone {:?}; this build has {BACKBONE_ID:?}",
+                shorten(&meta.backbone, 80)
+            )));
         }
+        check_settings(meta.training.as_ref(), Some(&meta.augment))?;
         let mut cursor = Blob { values: &blob, at: 0 };
-        let mut examples = Vec::with_capacity(meta.examples.len());
+        let mut examples = Vec::with_capacity(meta.examples.len().min(blob.len() / EMBED_DIM));
         for e in meta.examples {
-            if e.views == 0 || e.views > 64 {
-                return Err(Error::ModelFile(format!("example {} claims {} views", e.id, e.views)));
+            if e.views == 0 || e.views > 33 {
+                return Err(Error::ModelFile(format!("example {} claims {} views; 1 to 33 are possible", e.id, e.views)));
             }
             let views = (0..e.views).map(|_| cursor.take(EMBED_DIM).map(<[f32]>::to_vec)).collect::<Result<Vec<_>>>()?;
             examples.push(Example { id: e.id, class: e.class, name: e.name, views });
@@ -293,10 +318,13 @@ impl Blob<'_> {
     }
 
     fn dense(&mut self, s: &DenseShape) -> Result<DenseWeights> {
-        if s.d_in == 0 || s.d_out == 0 || s.d_in > 1 << 16 || s.d_out > 1 << 16 {
-            return Err(Error::ModelFile(format!("implausible layer shape {}×{}", s.d_in, s.d_out)));
-        }
-        let weight = self.take(s.d_in * s.d_out)?.to_vec();
+        let limit = crate::head::MAX_LAYER_WIDTH.max(EMBED_DIM);
+        // Checked: on wasm32 `65536 × 65536` wraps to 0.
+        let n = s.d_in.checked_mul(s.d_out).filter(|_| s.d_in > 0 && s.d_out > 0 && s.d_in <= limit && s.d_out <= limit);
+        let Some(n) = n else {
+            return Err(Error::ModelFile(format!("implausible layer shape {}×{}; layers are 1 to {limit} wide", s.d_in, s.d_out)));
+        };
+        let weight = self.take(n)?.to_vec();
         let bias = self.take(s.d_out)?.to_vec();
         Ok(DenseWeights { d_in: s.d_in, d_out: s.d_out, weight, bias })
     }
@@ -309,7 +337,48 @@ impl Blob<'_> {
     }
 }
 
-fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Vec<u8> {
+/// The metadata as JSON, refused when the reader would refuse it.
+fn meta_json<T: Serialize>(meta: &T) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(meta).map_err(|e| Error::ModelFile(format!("cannot write the metadata: {e}")))?;
+    if json.len() > MAX_META {
+        return Err(Error::ModelFile(format!(
+            "the file's metadata would be {} MB; files keep at most {} MB of it — store less app data (e.g. smaller or fewer thumbnails)",
+            json.len().div_ceil(1 << 20),
+            MAX_META >> 20
+        )));
+    }
+    Ok(json)
+}
+
+/// Settings read from a file pass the same checks as settings given through the API: an
+/// `augment.minArea` of 5 once panicked the engine on the next image, `views: 1e9` exhausted it.
+fn check_settings(training: Option<&TrainConfig>, augment: Option<&AugmentConfig>) -> Result<()> {
+    let file = |e: Error| match e {
+        Error::InvalidArgument(m) => Error::ModelFile(format!("the file's settings are invalid: {m}")),
+        other => other,
+    };
+    if let Some(t) = training {
+        t.validate().map_err(file)?;
+    }
+    if let Some(a) = augment {
+        a.validate().map_err(file)?;
+    }
+    Ok(())
+}
+
+/// Metrics stored with a model describe its classes: shapes must match (the page indexes them).
+fn check_metrics(m: &Metrics, classes: usize) -> Result<()> {
+    let square = m.confusion.len() == classes && m.confusion.iter().all(|row| row.len() == classes);
+    let counted: Option<usize> = m.confusion.iter().flatten().try_fold(0usize, |acc, &v| acc.checked_add(v));
+    let binary_ok = m.binary.as_ref().is_none_or(|b| classes == 2 && b.roc.len() <= m.n.saturating_add(1));
+    let unit = |v: f64| (0.0..=1.0).contains(&v);
+    if !square || counted != Some(m.n) || m.per_class.len() != classes || !binary_ok || !unit(m.accuracy) || !unit(m.majority_baseline) {
+        return Err(Error::ModelFile("the stored metrics do not match the model's classes".into()));
+    }
+    Ok(())
+}
+
+fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(8 + 8 + meta.len() + 8 + blob.len() * 4 + 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -323,7 +392,7 @@ fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Vec<u8> {
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    out
+    Ok(out)
 }
 
 /// Check framing and checksum; return (kind, meta bytes, blob values).
@@ -339,6 +408,7 @@ fn decode(bytes: &[u8]) -> Result<(u8, &[u8], Vec<f32>)> {
     if version > VERSION {
         return Err(Error::ModelFile(format!("file version {version} is newer than this headtune (reads ≤ {VERSION}); update headtune")));
     }
+
     let (body, tail) = bytes.split_at(bytes.len() - 4);
     let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     let meta_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
@@ -353,6 +423,12 @@ fn decode(bytes: &[u8]) -> Result<(u8, &[u8], Vec<f32>)> {
     }
     if crc32fast::hash(body) != stored {
         return Err(bad("checksum mismatch: the file is corrupted"));
+    }
+    if version == 0 {
+        return Err(bad("file version 0 does not exist: the file is damaged or not from headtune"));
+    }
+    if bytes[11] != 0 {
+        return Err(bad("the reserved header byte is not 0: the file is damaged or from an unknown writer"));
     }
     let kind = bytes[10];
     if kind != KIND_MODEL && kind != KIND_PROJECT {

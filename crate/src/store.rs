@@ -65,7 +65,10 @@ impl AugmentConfig {
         let c = eval.crop;
         for _ in 0..self.views {
             // A square crop inside the evaluation crop, area in [min_area, 1].
-            let area: f64 = rng.random_range(self.min_area..=1.0);
+            // `validate` keeps min_area in [0.1, 1]; the fallback keeps a config that skipped it
+            // from panicking on an empty range.
+            let min_area = if (0.1..=1.0).contains(&self.min_area) { self.min_area } else { 1.0 };
+            let area: f64 = rng.random_range(min_area..=1.0);
             let side = (c.side * area.sqrt()).max(1.0);
             let x = c.x + rng.random_range(0.0..=(c.side - side).max(0.0));
             let y = c.y + rng.random_range(0.0..=(c.side - side).max(0.0));
@@ -81,7 +84,8 @@ impl AugmentConfig {
 }
 
 fn symmetric(rng: &mut ChaCha8Rng, range: f32) -> f32 {
-    if range > 0.0 {
+    // NaN and out-of-range values (refused by `validate`) give no jitter rather than a panic.
+    if range > 0.0 && range <= 0.5 {
         rng.random_range(-range..=range)
     } else {
         0.0
@@ -197,6 +201,9 @@ impl Store {
         let name = check_class_name(name)?;
         Ok(match self.class_index(&name) {
             Some(i) => i,
+            None if self.classes.len() >= MAX_CLASSES => {
+                return Err(Error::InvalidArgument(format!("there are already {MAX_CLASSES} classes, the most a model can have")));
+            }
             None => {
                 self.classes.push(name);
                 self.classes.len() - 1
@@ -209,11 +216,9 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad class name or embeddings of the wrong width.
     pub fn add(&mut self, class: &str, name: &str, views: Vec<Vec<f32>>) -> Result<u64> {
-        if views.is_empty() || views.iter().any(|v| v.len() != EMBED_DIM) {
-            return Err(Error::InvalidArgument(format!("an example needs 1+ embeddings of {EMBED_DIM} values")));
-        }
-        if views.iter().flatten().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument("embedding contains NaN or infinity".into()));
+        check_views(&views).map_err(Error::InvalidArgument)?;
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(Error::InvalidArgument(format!("example name is longer than {MAX_NAME_CHARS} characters")));
         }
         let class = self.ensure_class(class)?;
         let id = self.next_id;
@@ -289,33 +294,112 @@ impl Store {
         self.examples.iter().position(|e| e.id == id).ok_or_else(|| Error::Data(format!("no example with id {id}")))
     }
 
-    /// Rebuild a store from parts (used when loading a project file), checking consistency.
+    /// Rebuild a store from parts (used when loading a project file), checking everything
+    /// [`Store::add`] and [`Store::ensure_class`] would have refused, so that a crafted file
+    /// cannot put into a store what the API never lets in.
     ///
     /// # Errors
-    /// [`Error::ModelFile`] when an example refers to a missing class or has a bad embedding.
+    /// [`Error::ModelFile`]: bad or duplicate class names, an example of a missing class, a
+    /// duplicate or too large id, malformed, non-finite or implausibly large embeddings, an
+    /// over-long name.
     pub fn from_parts(classes: Vec<String>, examples: Vec<Example>) -> Result<Self> {
+        check_class_names(&classes)?;
+        let mut ids = std::collections::HashSet::with_capacity(examples.len());
         for e in &examples {
             if e.class >= classes.len() {
                 return Err(Error::ModelFile(format!("example {} refers to class {} of {}", e.id, e.class, classes.len())));
             }
-            if e.views.is_empty() || e.views.iter().any(|v| v.len() != EMBED_DIM) {
-                return Err(Error::ModelFile(format!("example {} has malformed embeddings", e.id)));
+            if e.id > MAX_ID {
+                return Err(Error::ModelFile(format!("example id {} is above {MAX_ID}", e.id)));
+            }
+            if !ids.insert(e.id) {
+                return Err(Error::ModelFile(format!("example id {} appears twice", e.id)));
+            }
+            check_views(&e.views).map_err(|m| Error::ModelFile(format!("example {}: {m}", e.id)))?;
+            if e.name.chars().count() > MAX_NAME_CHARS {
+                return Err(Error::ModelFile(format!("example {} has a name longer than {MAX_NAME_CHARS} characters", e.id)));
             }
         }
+        // Ids are ≤ MAX_ID, so this cannot overflow.
         let next_id = examples.iter().map(|e| e.id + 1).max().unwrap_or(0);
         Ok(Self { classes, examples, next_id })
     }
 }
 
-fn check_class_name(name: &str) -> Result<String> {
+/// Most classes a store (and a model) may have.
+pub const MAX_CLASSES: usize = 1000;
+/// Longest class name, in characters.
+pub const MAX_CLASS_CHARS: usize = 100;
+/// Longest example name (a file name or path), in characters.
+pub const MAX_NAME_CHARS: usize = 4096;
+/// Largest example id: ids stay exact as JS numbers (2⁵³), and `id + 1` never overflows.
+pub const MAX_ID: u64 = (1 << 53) - 1;
+/// Largest magnitude of an embedding value. Embeddings are pooled activations of the network,
+/// a few units at most; far larger values come from a damaged or crafted file and would
+/// overflow the f32 sums of training and prediction (see `HeadWeights::validate`).
+pub const MAX_EMBEDDING_ABS: f32 = 1e6;
+
+/// One or more views of [`EMBED_DIM`] finite values of plausible size, at most 33 (the
+/// evaluation view and up to 32 augmented ones).
+fn check_views(views: &[Vec<f32>]) -> std::result::Result<(), String> {
+    if views.is_empty() || views.len() > 33 || views.iter().any(|v| v.len() != EMBED_DIM) {
+        return Err(format!("an example needs 1 to 33 embeddings of {EMBED_DIM} values"));
+    }
+    if let Some(v) = views.iter().flatten().find(|v| !(v.abs() <= MAX_EMBEDDING_ABS)) {
+        return Err(format!("embedding contains {v}; values are finite and within ±{MAX_EMBEDDING_ABS:e}"));
+    }
+    Ok(())
+}
+
+/// A class name as stored: trimmed, not empty, at most [`MAX_CLASS_CHARS`] characters, no control
+/// characters (they would reach terminals and reports raw: ESC sequences, carriage returns).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] saying which rule the name breaks.
+pub fn check_class_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::InvalidArgument("class name is empty".into()));
     }
-    if name.chars().count() > 100 {
-        return Err(Error::InvalidArgument("class name is longer than 100 characters".into()));
+    if name.chars().count() > MAX_CLASS_CHARS {
+        return Err(Error::InvalidArgument(format!("class name is longer than {MAX_CLASS_CHARS} characters")));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::InvalidArgument(format!("class name {:?} contains the control character {c:?}", shorten(name, 40))));
     }
     Ok(name.to_string())
+}
+
+/// Class names as read from a file: each valid as stored (already trimmed), no duplicates, at
+/// most [`MAX_CLASSES`].
+///
+/// # Errors
+/// [`Error::ModelFile`] naming the first offending class.
+pub fn check_class_names(classes: &[String]) -> Result<()> {
+    if classes.len() > MAX_CLASSES {
+        return Err(Error::ModelFile(format!("{} classes; the most is {MAX_CLASSES}", classes.len())));
+    }
+    for (i, name) in classes.iter().enumerate() {
+        match check_class_name(name) {
+            Ok(clean) if clean == *name => {}
+            Ok(_) => return Err(Error::ModelFile(format!("class {i} name {:?} has spaces around it", shorten(name, 40)))),
+            Err(Error::InvalidArgument(m)) => return Err(Error::ModelFile(format!("class {i}: {m}"))),
+            Err(e) => return Err(e),
+        }
+        if classes[..i].contains(name) {
+            return Err(Error::ModelFile(format!("class {:?} appears twice", shorten(name, 40))));
+        }
+    }
+    Ok(())
+}
+
+/// At most `max` characters of `s`, with "…" when cut: for echoing untrusted text in messages.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
 }
 
 fn unknown_class(name: &str, classes: &[String]) -> Error {

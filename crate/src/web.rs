@@ -498,8 +498,9 @@ impl Engine {
             .borrow()
             .model
             .as_ref()
-            .map(Model::to_bytes)
-            .ok_or_else(|| to_js(Error::Data("no model to export: train one first".into())))
+            .ok_or_else(|| Error::Data("no model to export: train one first".into()))
+            .and_then(Model::to_bytes)
+            .map_err(to_js)
     }
 
     /// Everything (classes, embeddings, settings, model, and `extra` app data) as a project file.
@@ -516,7 +517,7 @@ impl Engine {
             model: s.model.clone(),
             extra: s.extra.clone(),
         };
-        Ok(project.to_bytes())
+        project.to_bytes().map_err(to_js)
     }
 
     /// The app data stored with the project (`null` if none).

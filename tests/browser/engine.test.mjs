@@ -310,6 +310,71 @@ describe('headtune in the browser', () => {
     assert.equal(out.stillWorks, 'coffee');
   });
 
+  it('crafted projects that used to crash or exhaust the engine reject loadProject with a clear Error', { timeout: 180_000 }, async () => {
+    const out = await run(async () => {
+      const { Tuner } = window.headtune;
+      const bytes = await window.keep.cpu.saveProject({ extra: { note: 'crafted' } });
+      // Re-encode with edited metadata and a valid checksum, as an attacker would.
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const metaLen = view.getUint32(12, true);
+      const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + metaLen)));
+      const crc32 = (data) => {
+        let c = ~0;
+        for (const b of data) {
+          c ^= b;
+          for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+        }
+        return ~c >>> 0;
+      };
+      const craft = (edit) => {
+        const m = structuredClone(meta);
+        edit(m);
+        const json = new TextEncoder().encode(JSON.stringify(m));
+        const rest = bytes.subarray(16 + metaLen, bytes.length - 4);
+        const out = new Uint8Array(16 + json.length + rest.length + 4);
+        out.set(bytes.subarray(0, 12));
+        new DataView(out.buffer).setUint32(12, json.length, true);
+        out.set(json, 16);
+        out.set(rest, 16 + json.length);
+        new DataView(out.buffer).setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
+        return out;
+      };
+      const attempt = async (b) => {
+        try {
+          const t = await Tuner.loadProject(b, { backend: 'cpu' });
+          t.dispose();
+          return 'loaded';
+        } catch (e) {
+          return { isError: e instanceof Error, message: e.message, code: e.code };
+        }
+      };
+      const mlp = (m) => {
+        m.model.headKind = 'mlp';
+        m.model.hidden = { dIn: 65536, dOut: 65536 };
+        m.model.output = { dIn: 65536, dOut: m.model.output.dOut };
+      };
+      return {
+        minArea: await attempt(craft((m) => { m.augment.minArea = 5; })),
+        brightness: await attempt(craft((m) => { m.augment.brightness = 1e308; })),
+        views: await attempt(craft((m) => { m.augment.views = 1e9; })),
+        mlp: await attempt(craft(mlp)),
+        escape: await attempt(craft((m) => { m.classes[0] = '\u001b[31mred'; })),
+        same: await attempt(craft(() => {})),
+        stillWorks: (await window.keep.cpu.predict(await window.fx.fixture('coffee.png')))[0].label,
+      };
+    });
+    for (const key of ['minArea', 'brightness', 'views', 'mlp', 'escape']) {
+      assert.equal(out[key].isError, true, `${key}: ${JSON.stringify(out[key])}`);
+      assert.equal(out[key].code, 'ModelFile', key);
+    }
+    assert.match(out.minArea.message, /augment minArea is 5; use 0.1 to 1/);
+    assert.match(out.views.message, /augment views is 1000000000/);
+    assert.match(out.mlp.message, /implausible layer shape 65536×65536/);
+    assert.match(out.escape.message, /control character/);
+    assert.equal(out.same, 'loaded', 'the re-encoding itself is sound');
+    assert.equal(out.stillWorks, 'coffee');
+  });
+
   it('a project saves and loads back with its classes, model and extra data', { timeout: 120_000 }, async () => {
     const out = await run(async () => {
       const { Tuner } = window.headtune;

@@ -478,7 +478,7 @@ def files(corpus, rng):
     f("backbone_10mb.headtune", model(rng, meta_edit=lambda m: m.__setitem__("backbone", "x" * (10 << 20))),
       "crafted model", "error", code="ModelFile", message="backbone", max_message=400)
     f("preprocessing_320.headtune", model(rng, meta_edit=lambda m: set_path(m, ["preprocessing", "inputSize"], 320)),
-      "crafted model", "error", code="ModelFile", message="preprocessing|input size")
+      "crafted model", "error", code="ModelFile", message="prepared as")
     f("version0.headtune", model(rng, version=0), "crafted model", "error", code="ModelFile", message="version")
     f("reserved1.headtune", model(rng, reserved=1), "crafted model", "error", code="ModelFile", message="reserved")
     f("mlp_65536.headtune", model(rng, meta_edit=lambda m: (m.__setitem__("headKind", "mlp"),

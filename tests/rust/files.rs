@@ -31,7 +31,7 @@ fn model_error(bytes: &[u8]) -> String {
 
 #[test]
 fn model_round_trip_is_exact_and_small() {
-    let bytes = model().to_bytes();
+    let bytes = model().to_bytes().expect("writes");
     assert!(bytes.len() < 40_000, "{} bytes", bytes.len());
     let back = Model::from_bytes(&bytes).expect("parses");
     assert_eq!(back, model());
@@ -52,7 +52,7 @@ fn model_with_two_class_metrics_round_trips() {
     })
     .expect("classifier");
     m.metrics = Some(metrics);
-    let back = Model::from_bytes(&m.to_bytes()).expect("parses");
+    let back = Model::from_bytes(&m.to_bytes().expect("writes")).expect("parses");
     assert_eq!(back, m);
     let b = back.metrics.and_then(|m| m.binary).expect("binary metrics");
     assert!(b.youden_threshold <= 1.0, "Youden threshold {} is a real score", b.youden_threshold);
@@ -61,7 +61,7 @@ fn model_with_two_class_metrics_round_trips() {
 
 #[test]
 fn every_flipped_byte_is_rejected() {
-    let bytes = model().to_bytes();
+    let bytes = model().to_bytes().expect("writes");
     // Flip one bit at a spread of positions: header, metadata, weights, checksum.
     for pos in (0..bytes.len()).step_by(97).chain([0, 9, 10, bytes.len() - 1]) {
         let mut bad = bytes.clone();
@@ -76,7 +76,7 @@ fn every_flipped_byte_is_rejected() {
 
 #[test]
 fn truncated_foreign_and_newer_files_have_clear_errors() {
-    let bytes = model().to_bytes();
+    let bytes = model().to_bytes().expect("writes");
     assert!(model_error(&bytes[..bytes.len() - 9]).contains("truncated"));
     assert!(model_error(&bytes[..20]).contains("truncated"));
     assert!(model_error(b"PK\x03\x04 a zip file").contains("not a headtune file"));
@@ -101,7 +101,7 @@ fn project_round_trip_keeps_embeddings_model_and_extra() {
         model: Some(model()),
         extra: serde_json::json!({ "thumbnails": { "0": "data:image/png;base64,AAAA" } }),
     };
-    let bytes = project.to_bytes();
+    let bytes = project.to_bytes().expect("writes");
     let back = Project::from_bytes(&bytes).expect("parses");
     assert_eq!(back, project);
     assert_eq!(back.store.counts(), vec![3, 1]);
@@ -111,5 +111,128 @@ fn project_round_trip_keeps_embeddings_model_and_extra() {
     assert_eq!(id, 5);
     // Kinds are not interchangeable.
     assert!(Model::from_bytes(&bytes).unwrap_err().to_string().contains("project file"));
-    assert!(Project::from_bytes(&model().to_bytes()).unwrap_err().to_string().contains("model file"));
+    assert!(Project::from_bytes(&model().to_bytes().expect("writes")).unwrap_err().to_string().contains("model file"));
+}
+
+/// Re-encode a file with edited metadata (valid lengths and checksum), as a crafted file would be.
+fn with_meta(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut meta: serde_json::Value = serde_json::from_slice(&bytes[16..16 + meta_len]).expect("meta");
+    edit(&mut meta);
+    let meta = serde_json::to_vec(&meta).expect("json");
+    let mut out = bytes[..12].to_vec();
+    out.extend((meta.len() as u32).to_le_bytes());
+    out.extend(&meta);
+    out.extend(&bytes[16 + meta_len..bytes.len() - 4]);
+    let crc = crc32fast::hash(&out);
+    out.extend(crc.to_le_bytes());
+    out
+}
+
+fn small_project() -> Project {
+    let mut store = Store::new();
+    for i in 0..4 {
+        store.add(["a", "b"][i % 2], &format!("{i}.png"), vec![vec![0.25 * i as f32; 1280]; 2]).expect("add");
+    }
+    Project { store, augment: AugmentConfig { views: 1, ..AugmentConfig::default() }, training: None, model: Some(model()), extra: serde_json::Value::Null }
+}
+
+/// Checksum-valid files with content the writer never produces are refused on load, each with
+/// its reason (issue 10, items 5–7): nothing reaches training, prediction or the terminal.
+#[test]
+fn crafted_metadata_is_refused_on_load() {
+    let m = model().to_bytes().expect("writes");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (with_meta(&m, |v| v["classes"] = serde_json::json!(["", "b", "c"])), "class 0: class name is empty"),
+        (with_meta(&m, |v| v["classes"] = serde_json::json!(["a", "a", "c"])), "appears twice"),
+        (with_meta(&m, |v| v["classes"] = serde_json::json!(["\u{1b}[31mred", "b", "c"])), "control character"),
+        (with_meta(&m, |v| v["classes"] = serde_json::json!([" a", "b", "c"])), "spaces around it"),
+        (with_meta(&m, |v| v["classes"] = serde_json::json!(["x".repeat(101), "b", "c"])), "longer than 100"),
+        (with_meta(&m, |v| v["preprocessing"]["inputSize"] = serde_json::json!(320)), "expects images prepared as"),
+        (with_meta(&m, |v| v["augment"] = serde_json::json!({ "minArea": 5 })), "augment minArea is 5"),
+        (with_meta(&m, |v| v["training"] = serde_json::json!({ "epochs": 0 })), "epochs is 0"),
+    ];
+    for (bytes, expect) in cases {
+        assert!(model_error(&bytes).contains(expect), "{expect}: {}", model_error(&bytes));
+    }
+    // A 10 MB backbone string is named, not echoed whole.
+    let err = model_error(&with_meta(&m, |v| v["backbone"] = serde_json::json!("x".repeat(10 << 20))));
+    assert!(err.len() < 300 && err.contains("xxx…"), "{} characters", err.len());
+    // Version 0 and a non-zero reserved byte.
+    let mut v0 = m.clone();
+    v0[8] = 0;
+    assert!(model_error(&recrc(v0)).contains("version 0"));
+    let mut reserved = m.clone();
+    reserved[11] = 1;
+    assert!(model_error(&recrc(reserved)).contains("reserved header byte"));
+    // A 65536×65536 hidden layer: refused from its shape (it wrapped to 0 on wasm32).
+    let mlp = with_meta(&m, |v| {
+        v["headKind"] = serde_json::json!("mlp");
+        v["hidden"] = serde_json::json!({ "dIn": 65536, "dOut": 65536 });
+    });
+    assert!(model_error(&mlp).contains("implausible layer shape 65536×65536"));
+}
+
+fn recrc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// Weights of 3e38 are finite, but their logits are not: refused, so `eval` cannot loop on NaN
+/// and `predict` cannot print `"probability": null`.
+#[test]
+fn overflowing_weights_are_refused() {
+    let mut c = classifier();
+    c.head.output.weight.iter_mut().for_each(|w| *w = 3e38);
+    let err = Classifier::new(c.classes.clone(), c.head.clone()).unwrap_err().to_string();
+    assert!(err.contains("the weights are too large: logits could reach"), "{err}");
+    // Written by hand into a file (the writer cannot produce it), the reader refuses it too.
+    let mut bytes = model().to_bytes().expect("writes");
+    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let blob = 16 + meta_len + 8;
+    for i in 0..100 {
+        bytes[blob + 4 * i..blob + 4 * i + 4].copy_from_slice(&1e36f32.to_le_bytes());
+    }
+    assert!(model_error(&recrc(bytes)).contains("too large"));
+}
+
+#[test]
+fn crafted_projects_are_refused_on_load() {
+    let p = small_project().to_bytes().expect("writes");
+    let project_error = |b: &[u8]| match Project::from_bytes(b) {
+        Err(Error::ModelFile(m)) => m,
+        other => panic!("expected a ModelFile error, got {other:?}"),
+    };
+    for (bytes, expect) in [
+        (with_meta(&p, |v| v["augment"]["minArea"] = serde_json::json!(5)), "augment minArea is 5"),
+        (with_meta(&p, |v| v["augment"]["brightness"] = serde_json::json!(1e308)), "augment brightness"),
+        (with_meta(&p, |v| v["augment"]["views"] = serde_json::json!(1_000_000_000)), "augment views is 1000000000"),
+        (with_meta(&p, |v| v["examples"][0]["id"] = serde_json::json!(u64::MAX)), "is above"),
+        (with_meta(&p, |v| v["examples"][1]["id"] = serde_json::json!(0)), "appears twice"),
+        (with_meta(&p, |v| v["examples"][0]["class"] = serde_json::json!(9)), "refers to class 9"),
+        (with_meta(&p, |v| v["classes"] = serde_json::json!(["a", "a"])), "appears twice"),
+    ] {
+        assert!(project_error(&bytes).contains(expect), "{expect}: {}", project_error(&bytes));
+    }
+    // NaN in the embeddings (Store::add refuses them; from_parts once did not).
+    let meta_len = u32::from_le_bytes(p[12..16].try_into().unwrap()) as usize;
+    let mut nan = p.clone();
+    let at = 16 + meta_len + 8 + 4 * 10;
+    nan[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(project_error(&recrc(nan)).contains("embedding contains NaN"));
+}
+
+/// The writer refuses what the reader would refuse: a project whose app data passes the 64 MB
+/// metadata limit does not save (with why), instead of saving and failing at the next load.
+#[test]
+fn writer_refuses_what_the_reader_refuses() {
+    let mut p = small_project();
+    p.extra = serde_json::json!({ "thumbnails": "A".repeat(headtune::project::MAX_META + 1) });
+    let err = p.to_bytes().unwrap_err().to_string();
+    assert!(err.contains("metadata would be 65 MB; files keep at most 64 MB"), "{err}");
+    p.extra = serde_json::json!({ "thumbnails": "A".repeat(headtune::project::MAX_META - 100_000) });
+    let bytes = p.to_bytes().expect("just under the limit saves");
+    assert_eq!(Project::from_bytes(&bytes).expect("and loads").extra, p.extra);
 }

@@ -67,7 +67,7 @@ fn model_bytes() -> Vec<u8> {
     };
     let classifier = Classifier::new(vec!["a".into(), "b".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
         .expect("classifier");
-    Model { classifier, training: None, augment: None, metrics: None }.to_bytes()
+    Model { classifier, training: None, augment: None, metrics: None }.to_bytes().expect("writes")
 }
 
 fn dataset(root: &Path, classes: &[(&str, usize)]) {

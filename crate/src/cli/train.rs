@@ -74,22 +74,10 @@ fn report_empty(dataset: &Path, empty: &[String], json: bool) -> Result<bool> {
 /// SHA-256, the backbone weights and the augmentation settings.
 struct Embedder {
     backbone: Backbone,
-    prep: Prep,
-    hits: usize,
-}
-
-/// The part of an [`Embedder`] that runs on every decoding thread: reading, the cache, decoding
-/// and preprocessing.
-struct Prep {
     augment: AugmentConfig,
     cache: Option<PathBuf>,
     key_prefix: Vec<u8>,
-}
-
-/// A file made ready for the network: its views from the cache, or their inputs.
-enum Prepared {
-    Cached(Vec<Vec<f32>>),
-    Inputs { cache_file: Option<PathBuf>, inputs: Vec<Vec<f32>> },
+    hits: usize,
 }
 
 impl Embedder {
@@ -100,32 +88,32 @@ impl Embedder {
         key_prefix.update(serde_json::to_vec(&augment).unwrap_or_default());
         Ok(Self {
             backbone: Backbone::bundled_cpu()?,
-            prep: Prep { augment, cache: cache.dir(), key_prefix: key_prefix.finalize().to_vec() },
+            augment,
+            cache: cache.dir(),
+            key_prefix: key_prefix.finalize().to_vec(),
             hits: 0,
         })
     }
 
-    /// Views of every file (or its error), in order. Each file is one task on the thread pool —
-    /// read, cache lookup, decode, preprocess and the network, with a workspace per thread and
-    /// within the shared decode memory budget — so the results are the same as one at a time.
+    /// Views of every file (or its error), in order. Each file is one task on the thread pool:
+    /// read (within the shared decode memory budget), cache lookup, decode and the network, with
+    /// a workspace per thread; the results are the same as one at a time.
     fn embed_all(&mut self, paths: &[PathBuf], progress: bool) -> Vec<Result<Vec<Vec<f32>>>> {
         let started = Instant::now();
-        let mut out: Vec<Result<Vec<Vec<f32>>>> = Vec::with_capacity(paths.len());
-        let (mut ok, mut failed) = (0usize, 0usize);
+        let mut out = Vec::with_capacity(paths.len());
         let hits = AtomicUsize::new(self.hits);
-        let mut reported = 0;
+        let (mut ok, mut failed, mut reported) = (0usize, 0usize, 0usize);
         for chunk in paths.chunks(super::chunk_len()) {
             let this = &*self;
-            let done: Vec<Result<Vec<Vec<f32>>>> =
-                chunk.par_iter().map(|p| this.prep.prepare(p).and_then(|p| this.finish(p, &hits))).collect();
-            for views in done {
-                if views.is_ok() {
+            let done: Vec<Result<Vec<Vec<f32>>>> = chunk.par_iter().map(|p| this.embed_one(p, &hits)).collect();
+            for d in &done {
+                if d.is_ok() {
                     ok += 1;
                 } else {
                     failed += 1;
                 }
-                out.push(views);
             }
+            out.extend(done);
             if progress && (out.len() >= reported + 128 || out.len() == paths.len()) {
                 reported = out.len();
                 let secs = started.elapsed().as_secs_f64();
@@ -142,27 +130,6 @@ impl Embedder {
         out
     }
 
-    /// Run the network on prepared inputs (or take the cached views) and fill the cache.
-    fn finish(&self, prepared: Prepared, hits: &AtomicUsize) -> Result<Vec<Vec<f32>>> {
-        match prepared {
-            Prepared::Cached(views) => {
-                hits.fetch_add(1, Ordering::Relaxed);
-                Ok(views)
-            }
-            Prepared::Inputs { cache_file, inputs } => {
-                let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-                let views = pollster::block_on(self.backbone.embed(&refs))?;
-                if let Some(f) = cache_file {
-                    // A cache write failure only costs time later; never fail the run for it.
-                    let _ = write_cached(&f, &views);
-                }
-                Ok(views)
-            }
-        }
-    }
-}
-
-impl Prep {
     fn key(&self, bytes: &[u8]) -> String {
         let mut h = Sha256::new();
         h.update(&self.key_prefix);
@@ -170,16 +137,23 @@ impl Prep {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn prepare(&self, path: &Path) -> Result<Prepared> {
+    /// One file: read after its header was checked and its decode memory reserved, cache lookup,
+    /// decode, the network, cache fill. The reservation lasts until the task ends.
+    fn embed_one(&self, path: &Path, hits: &AtomicUsize) -> Result<Vec<Vec<f32>>> {
         let file = files::read_image(path)?;
         let key = self.key(&file.bytes);
         let cache_file = self.cache.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.f32")));
         if let Some(views) = cache_file.as_ref().and_then(|f| read_cached(f, &key, 1 + self.augment.views)) {
-            return Ok(Prepared::Cached(views));
+            hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(views);
         }
         let img = headtune::image::decode(&file.bytes)?;
-        let inputs = store::view_inputs(&img, &self.augment, store::fingerprint(&file.bytes))?;
-        Ok(Prepared::Inputs { cache_file, inputs })
+        let views = pollster::block_on(store::embed_views(&self.backbone, &img, &self.augment, store::fingerprint(&file.bytes)))?;
+        if let Some(f) = cache_file {
+            // A cache write failure only costs time later; never fail the run for it.
+            let _ = write_cached(&f, &views);
+        }
+        Ok(views)
     }
 }
 
@@ -301,7 +275,7 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, j
     let train_secs = started.elapsed().as_secs_f64();
     let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
     let model = Model::from_training(classifier, config, augment, &outcome.report);
-    let bytes = model.to_bytes();
+    let bytes = model.to_bytes()?;
     files::write_atomic(out, &bytes, true)?;
     if let Some(e) = stdout_error {
         return if files::is_closed_pipe(&e) { Ok(all_ok) } else { Err(e) };
