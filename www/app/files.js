@@ -123,25 +123,3 @@ export function filesFromPaste(event) {
   }
   return out;
 }
-
-/** A small JPEG data URL of an image (cover-cropped square), or null if the browser can't read it. */
-export async function thumbnail(source, size = 72) {
-  let bitmap;
-  try {
-    bitmap = source instanceof Blob ? await createImageBitmap(source) : source;
-  } catch {
-    return null;
-  }
-  const w = bitmap.width;
-  const h = bitmap.height;
-  if (!w || !h) return null;
-  const side = Math.min(w, h);
-  const canvas = document.createElement('canvas');
-  canvas.width = size;
-  canvas.height = size;
-  const ctx = canvas.getContext('2d');
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(bitmap, (w - side) / 2, (h - side) / 2, side, side, 0, 0, size, size);
-  if (source instanceof Blob) bitmap.close?.();
-  return canvas.toDataURL('image/jpeg', 0.75);
-}
