@@ -1,5 +1,10 @@
-//! The frozen feature extractor: EfficientNet-Lite0 on burn, loaded from headtune's compact
-//! safetensors weights (see `models/README.md` for the format and `BACKBONE.md` for the facts).
+//! The frozen feature extractor: EfficientNet-Lite0, loaded from headtune's compact safetensors
+//! weights (see `models/README.md` for the format and `BACKBONE.md` for the facts).
+//!
+//! One description ([`Arch`]) and one set of plain weights ([`NetWeights`]) feed two
+//! implementations of the forward pass: the burn model below (the definition, and what runs on
+//! WebGPU) and the dedicated CPU kernels of [`crate::cpu`] (what runs on the CPU, natively and in
+//! wasm). [`Backbone`] picks one by device; tests hold them to each other.
 //!
 //! BatchNorm is folded into the convolutions at conversion time, so every layer here is a
 //! convolution with bias. Padding is TensorFlow "SAME" — burn's [`PaddingConfig2d::Same`]
@@ -14,6 +19,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use half::f16;
 use safetensors::{Dtype, SafeTensors};
 
+use std::sync::Mutex;
+
+use crate::cpu::{CpuNet, Isa, Workspace};
 use crate::error::{Error, Result};
 
 /// Embedding width: channels of the head conv, i.e. what the classifier head trains on.
@@ -234,6 +242,9 @@ pub struct MbConv {
     project: Conv2d,
     #[module(skip)]
     residual: bool,
+    /// Whether this block's output is its stage's output (a tap, see [`Taps::stages`]).
+    #[module(skip)]
+    ends_stage: bool,
 }
 
 impl MbConv {
@@ -279,11 +290,13 @@ impl EfficientNetLite0 {
         let blocks = specs
             .iter()
             .zip(&w.blocks)
-            .map(|(spec, b)| MbConv {
+            .enumerate()
+            .map(|(i, (spec, b))| MbConv {
                 expand: b.expand.as_ref().map(|c| conv(c, device)),
                 depthwise: conv(&b.depthwise, device),
                 project: conv(&b.project, device),
                 residual: spec.residual,
+                ends_stage: specs.get(i + 1).is_none_or(|next| next.stage != spec.stage),
             })
             .collect();
         // The file stores PyTorch's `[out, in]`; burn's Linear wants `[in, out]`.
@@ -314,14 +327,26 @@ impl EfficientNetLite0 {
     /// # Shapes
     /// `[N, 3, 224, 224]` (values `(v − 127) / 128`) → pooled `[N, 1280]`, map `[N, 1280, 7, 7]`
     pub fn features(&self, x: Tensor<4>) -> Features {
+        self.features_with_stages(x, false).0
+    }
+
+    /// [`Self::features`] plus, when `stages`, the output of each stage's last block.
+    ///
+    /// # Shapes
+    /// As [`Self::features`]; stage `s` is `[N, C_s, H_s, W_s]`.
+    pub fn features_with_stages(&self, x: Tensor<4>, stages: bool) -> (Features, Vec<Tensor<4>>) {
         let mut x = relu6(self.stem.forward(x));
+        let mut taps = Vec::new();
         for block in &self.blocks {
             x = block.forward(x);
+            if stages && block.ends_stage {
+                taps.push(x.clone());
+            }
         }
         let map = relu6(self.head.forward(x));
         let [n, c, _, _] = map.dims();
         let pooled = map.clone().mean_dim(2).mean_dim(3).reshape([n, c]);
-        Features { pooled, map }
+        (Features { pooled, map }, taps)
     }
 
     /// ImageNet logits from pooled embeddings.
@@ -421,28 +446,117 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 #[cfg(not(target_family = "wasm"))]
 pub const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet_lite0.safetensors");
 
-/// A loaded, frozen backbone on one device, with host-side helpers.
+/// Smallest and largest input side accepted (the network itself works at any side; these keep
+/// a malformed input from asking for absurd amounts of memory).
+pub const INPUT_SIDES: std::ops::RangeInclusive<usize> = 32..=1024;
+
+/// Extra outputs of a forward pass, each computed only when asked for: the plain embedding
+/// costs nothing more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taps {
+    /// Keep the final feature map (after the head conv and ReLU6), e.g. for heatmaps.
+    pub map: bool,
+    /// Average- and max-pool the output of each stage's last block (multi-scale features).
+    pub stages: bool,
+    /// Max-pool the final feature map as well as averaging it.
+    pub head_max: bool,
+}
+
+/// Per-channel global pooling of one feature map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagePool {
+    /// Mean over all positions, one value per channel.
+    pub avg: Vec<f32>,
+    /// Maximum over all positions, one value per channel.
+    pub max: Vec<f32>,
+}
+
+/// What one image's forward pass produced (see [`Backbone::features`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// The global-average-pooled embedding ([`EMBED_DIM`] values for Lite0).
+    pub pooled: Vec<f32>,
+    /// The final feature map, channel-major `[head, map_side, map_side]`, if [`Taps::map`].
+    pub map: Option<Vec<f32>>,
+    /// Side of the final feature map (7 at 224×224 input).
+    pub map_side: usize,
+    /// One entry per stage, in order, if [`Taps::stages`] (empty otherwise).
+    pub stages: Vec<StagePool>,
+    /// Per-channel maximum of the final feature map, if [`Taps::head_max`].
+    pub head_max: Option<Vec<f32>>,
+}
+
+/// Which implementation of the forward pass a [`Backbone`] runs.
+#[derive(Debug)]
+enum Engine {
+    /// The dedicated CPU kernels, with spare workspaces for the threads that call in.
+    Cpu { net: CpuNet, spare: Mutex<Vec<Workspace>> },
+    /// The burn model on its device (WebGPU, or any device when asked for explicitly).
+    Burn(EfficientNetLite0),
+}
+
+/// A loaded, frozen backbone on one device, with host-side helpers. On the CPU it runs the
+/// kernels of [`crate::cpu`]; on any other device, the burn model. Natively it can be shared by
+/// several threads (each call borrows a workspace of its own).
 #[derive(Debug)]
 pub struct Backbone {
-    model: EfficientNetLite0,
+    arch: Arch,
+    engine: Engine,
     device: Device,
 }
 
 impl Backbone {
-    /// Load weights onto `device`.
+    /// Load weights for `device`: the CPU kernels on the CPU device ([`Device::flex`]), the burn
+    /// model on any other.
     ///
     /// # Errors
-    /// As [`EfficientNetLite0::from_safetensors`].
+    /// As [`NetWeights::from_safetensors`].
     pub fn load(weights: &[u8], device: Device) -> Result<Self> {
-        let weights = NetWeights::from_safetensors(weights)?;
-        let model = EfficientNetLite0::from_weights(&weights, &device);
-        Ok(Self { model, device })
+        Ok(Self::from_weights(&NetWeights::from_safetensors(weights)?, device))
     }
 
-    /// Load the weights bundled with the native binary onto the CPU backend.
+    /// [`Self::load`] from already decoded weights.
+    pub fn from_weights(weights: &NetWeights, device: Device) -> Self {
+        if device == Device::flex() {
+            Self::cpu(weights, CpuNet::new(weights), device)
+        } else {
+            Self::burn(weights, device)
+        }
+    }
+
+    /// The burn model on `device`, whatever the device: the definition the CPU kernels are
+    /// tested against, and how their speed is compared.
     ///
     /// # Errors
-    /// As [`EfficientNetLite0::from_safetensors`] (only if the bundled file is broken).
+    /// As [`NetWeights::from_safetensors`].
+    pub fn load_burn(weights: &[u8], device: Device) -> Result<Self> {
+        Ok(Self::burn(&NetWeights::from_safetensors(weights)?, device))
+    }
+
+    /// The CPU kernels packed for `isa` (tests and benchmarks compare instruction sets).
+    ///
+    /// # Errors
+    /// As [`NetWeights::from_safetensors`]; [`Error::InvalidArgument`] if this machine lacks `isa`.
+    pub fn load_cpu_with(weights: &[u8], isa: Isa) -> Result<Self> {
+        if !Isa::available().contains(&isa) {
+            return Err(Error::InvalidArgument(format!("this CPU cannot run the {} kernels", isa.name())));
+        }
+        let w = NetWeights::from_safetensors(weights)?;
+        Ok(Self::cpu(&w, CpuNet::with_isa(&w, isa), Device::flex()))
+    }
+
+    fn cpu(w: &NetWeights, net: CpuNet, device: Device) -> Self {
+        Self { arch: w.arch.clone(), engine: Engine::Cpu { net, spare: Mutex::new(Vec::new()) }, device }
+    }
+
+    fn burn(w: &NetWeights, device: Device) -> Self {
+        Self { arch: w.arch.clone(), engine: Engine::Burn(EfficientNetLite0::from_weights(w, &device)), device }
+    }
+
+    /// Load the weights bundled with the native binary onto the CPU.
+    ///
+    /// # Errors
+    /// As [`NetWeights::from_safetensors`] (only if the bundled file is broken).
     #[cfg(not(target_family = "wasm"))]
     pub fn bundled_cpu() -> Result<Self> {
         Self::load(BUNDLED_WEIGHTS, Device::flex())
@@ -453,70 +567,172 @@ impl Backbone {
         &self.device
     }
 
-    /// The burn module, for callers that work with tensors directly.
-    pub fn model(&self) -> &EfficientNetLite0 {
-        &self.model
+    /// The architecture.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
     }
 
-    /// Stack preprocessed inputs (each [`crate::preprocess::INPUT_LEN`] values) into a batch.
+    /// The burn module, when this backbone runs it (not on the CPU kernels).
+    pub fn model(&self) -> Option<&EfficientNetLite0> {
+        match &self.engine {
+            Engine::Burn(m) => Some(m),
+            Engine::Cpu { .. } => None,
+        }
+    }
+
+    /// The instruction set of the CPU kernels, when this backbone runs them.
+    pub fn kernels(&self) -> Option<Isa> {
+        match &self.engine {
+            Engine::Cpu { net, .. } => Some(net.isa()),
+            Engine::Burn(_) => None,
+        }
+    }
+
+    /// Stack preprocessed inputs (each `3 × S × S` values, channels first, all the same `S`) into
+    /// a batch on this backbone's device.
     ///
     /// # Errors
-    /// [`Error::Tensor`] when an input has the wrong length.
+    /// As [`input_side`].
     pub fn batch(&self, inputs: &[&[f32]]) -> Result<Tensor<4>> {
-        use crate::preprocess::{INPUT_LEN, INPUT_SIZE};
-        let mut flat = Vec::with_capacity(inputs.len() * INPUT_LEN);
-        for (i, x) in inputs.iter().enumerate() {
-            if x.len() != INPUT_LEN {
-                return Err(Error::Tensor(format!(
-                    "input {i} has {} values; expected 3×224×224 = {INPUT_LEN}",
-                    x.len()
-                )));
-            }
-            flat.extend_from_slice(x);
+        let side = input_side(inputs)?;
+        let flat: Vec<f32> = inputs.iter().flat_map(|x| x.iter().copied()).collect();
+        Ok(Tensor::from_data(TensorData::new(flat, [inputs.len(), 3, side, side]), &self.device))
+    }
+
+    /// Everything [`Taps`] asks for, one [`Embedding`] per input, in order. Each input is
+    /// `3 × S × S` values (channels first, `(v − 127) / 128`), `S` in [`INPUT_SIDES`], the same
+    /// for all. An image's result does not depend on the others in the batch.
+    ///
+    /// # Errors
+    /// [`Error::Tensor`] for a malformed input, [`Error::Backend`] if reading back fails.
+    pub async fn features(&self, inputs: &[&[f32]], taps: Taps) -> Result<Vec<Embedding>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
         }
-        let shape = [inputs.len(), 3, INPUT_SIZE, INPUT_SIZE];
-        Ok(Tensor::from_data(TensorData::new(flat, shape), &self.device))
+        let side = input_side(inputs)?;
+        match &self.engine {
+            Engine::Cpu { net, spare } => Ok(cpu_features(net, spare, inputs, side, taps)),
+            Engine::Burn(model) => burn_features(model, self.batch(inputs)?, taps).await,
+        }
     }
 
     /// Pooled embeddings, one 1280-vector per input.
     ///
     /// # Errors
-    /// [`Error::Tensor`] for a malformed input, [`Error::Backend`] if reading back fails.
+    /// As [`Self::features`].
     pub async fn embed(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let feats = self.model.features(self.batch(inputs)?);
-        Ok(read(feats.pooled).await?.chunks(EMBED_DIM).map(<[f32]>::to_vec).collect())
+        Ok(self.features(inputs, Taps::default()).await?.into_iter().map(|e| e.pooled).collect())
     }
 
     /// Pooled embedding and the final `1280×7×7` feature map (channel-major) of one input.
     ///
     /// # Errors
-    /// As [`Self::embed`].
+    /// As [`Self::features`].
     pub async fn embed_with_map(&self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let feats = self.model.features(self.batch(&[input])?);
-        Ok((read(feats.pooled).await?, read(feats.map).await?))
+        let taps = Taps { map: true, ..Taps::default() };
+        let e = self.features(&[input], taps).await?.remove(0);
+        Ok((e.pooled, e.map.unwrap_or_default()))
     }
 
     /// Pooled embeddings and ImageNet logits for each input.
     ///
     /// # Errors
-    /// As [`Self::embed`].
+    /// As [`Self::features`].
     pub async fn imagenet(&self, inputs: &[&[f32]]) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let feats = self.model.features(self.batch(inputs)?);
-        let logits = self.model.imagenet_logits(feats.pooled.clone());
-        let pooled = read(feats.pooled).await?;
-        let logits = read(logits).await?;
-        Ok(pooled
-            .chunks(EMBED_DIM)
-            .zip(logits.chunks(IMAGENET_CLASSES))
-            .map(|(p, l)| (p.to_vec(), l.to_vec()))
-            .collect())
+        let pooled = self.embed(inputs).await?;
+        let logits = match &self.engine {
+            Engine::Cpu { net, .. } => pooled.iter().map(|p| net.logits(p)).collect(),
+            Engine::Burn(model) if !pooled.is_empty() => {
+                let flat: Vec<f32> = pooled.iter().flatten().copied().collect();
+                let t = Tensor::from_data(TensorData::new(flat, [pooled.len(), self.arch.head]), &self.device);
+                read(model.imagenet_logits(t)).await?.chunks(self.arch.classes).map(<[f32]>::to_vec).collect()
+            }
+            Engine::Burn(_) => Vec::new(),
+        };
+        Ok(pooled.into_iter().zip(logits).collect())
     }
+}
+
+/// The side `S` of a batch of `3 × S × S` inputs.
+///
+/// # Errors
+/// [`Error::Tensor`] when an input is not `3 × S × S` with `S` in [`INPUT_SIDES`], or the inputs
+/// differ in size.
+pub fn input_side(inputs: &[&[f32]]) -> Result<usize> {
+    let len = inputs.first().map_or(0, |x| x.len());
+    let side = (1..=*INPUT_SIDES.end()).find(|s| 3 * s * s >= len).unwrap_or(0);
+    let what = |i: usize, n: usize| {
+        Error::Tensor(format!(
+            "input {i} has {n} values; expected 3×S×S with S from {} to {} (3×224×224 = 150528 for the standard input)",
+            INPUT_SIDES.start(),
+            INPUT_SIDES.end()
+        ))
+    };
+    if 3 * side * side != len || !INPUT_SIDES.contains(&side) {
+        return Err(what(0, len));
+    }
+    if let Some((i, x)) = inputs.iter().enumerate().find(|(_, x)| x.len() != len) {
+        return Err(Error::Tensor(format!(
+            "input {i} has {} values but input 0 has {len}: all inputs of a batch must have the same size",
+            x.len()
+        )));
+    }
+    Ok(side)
+}
+
+/// The CPU kernels over a batch: natively one image per rayon task, each with a spare workspace
+/// (or a new one); in wasm one after the other.
+fn cpu_features(net: &CpuNet, spare: &Mutex<Vec<Workspace>>, inputs: &[&[f32]], side: usize, taps: Taps) -> Vec<Embedding> {
+    let one = |x: &&[f32]| {
+        // A poisoned lock only means another thread panicked mid-forward: its workspace is
+        // gone, the others are fine.
+        let mut ws = spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
+        let out = net.forward(&mut ws, x, side, taps);
+        if let Ok(mut s) = spare.lock() {
+            s.push(ws);
+        }
+        out
+    };
+    #[cfg(not(target_family = "wasm"))]
+    if inputs.len() > 1 {
+        use rayon::prelude::*;
+        return inputs.par_iter().map(one).collect();
+    }
+    inputs.iter().map(one).collect()
+}
+
+/// The burn model over a batch, read back per image.
+async fn burn_features(model: &EfficientNetLite0, x: Tensor<4>, taps: Taps) -> Result<Vec<Embedding>> {
+    let (feats, stage_maps) = model.features_with_stages(x, taps.stages);
+    let [n, c, side, _] = feats.map.dims();
+    let per_image = |v: Vec<f32>| -> Vec<Vec<f32>> {
+        let each = v.len() / n.max(1);
+        v.chunks(each.max(1)).map(<[f32]>::to_vec).collect()
+    };
+    let global_max = |t: Tensor<4>| {
+        let [n, c, _, _] = t.dims();
+        t.max_dim(2).max_dim(3).reshape([n, c])
+    };
+    let pooled = per_image(read(feats.pooled).await?);
+    let maps = if taps.map { Some(per_image(read(feats.map.clone()).await?)) } else { None };
+    let head_max = if taps.head_max { Some(per_image(read(global_max(feats.map)).await?)) } else { None };
+    let mut stages = Vec::new();
+    for t in stage_maps {
+        let [n, sc, _, _] = t.dims();
+        let avg = per_image(read(t.clone().mean_dim(2).mean_dim(3).reshape([n, sc])).await?);
+        let max = per_image(read(global_max(t)).await?);
+        stages.push((avg, max));
+    }
+    debug_assert!(pooled.len() == n && pooled.iter().all(|p| p.len() == c));
+    Ok((0..n)
+        .map(|i| Embedding {
+            pooled: pooled[i].clone(),
+            map: maps.as_ref().map(|m| m[i].clone()),
+            map_side: side,
+            stages: stages.iter().map(|(a, m)| StagePool { avg: a[i].clone(), max: m[i].clone() }).collect(),
+            head_max: head_max.as_ref().map(|m| m[i].clone()),
+        })
+        .collect())
 }
 
 /// Read a tensor back to the host. Async because WebGPU readback in the browser must be; on

@@ -3,21 +3,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use headtune::backbone::{Backbone, BUNDLED_WEIGHTS};
+use headtune::backbone::Backbone;
 use headtune::preprocess::{self, INPUT_LEN};
 use headtune::head::HeadKind;
 use headtune::train::TrainConfig;
 use headtune::{imagenet, Error, Result};
 
+mod bench;
 mod train;
 use rayon::prelude::*;
 use serde_json::json;
-
-/// Images are decoded in parallel and pushed through the network in batches of this size.
-const BATCH: usize = 16;
 
 #[derive(Parser)]
 #[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite0")]
@@ -104,15 +101,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure weight loading and embedding throughput (batch 1 and 16).
-    Bench {
-        /// Timed batches per setting.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// One JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Measure embedding throughput (1 thread and all threads, batch 1 and 16), weight loading,
+    /// preprocessing and head training.
+    Bench(bench::BenchArgs),
 }
 
 /// Training hyperparameters (defaults: [`TrainConfig::default`]).
@@ -223,7 +214,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Imagenet { top, json, paths } => run_imagenet(&paths, top, json),
         Command::Embed { json, tensor, paths } => run_embed(&paths, &tensor, json),
-        Command::Bench { rounds, json } => run_bench(rounds.max(1), json),
+        Command::Bench(args) => bench::run_bench(&args, cli.threads),
         Command::Train { dataset, out, train, augment, json, cache } => train::run_train(&dataset, &out, &train, augment, json, &cache),
         Command::Eval { model, dataset, threshold, json, cache } => train::run_eval(&model, &dataset, threshold, json, &cache),
         Command::Predict { model, paths, top, heatmap, json } => train::run_predict(&model, &paths, top, heatmap.as_deref(), json),
@@ -282,9 +273,10 @@ pub fn load_input(path: &Path) -> Result<Vec<f32>> {
     preprocess::preprocess_eval(&headtune::image::decode(&bytes)?)
 }
 
-/// Decode a chunk of files in parallel: each is an input or the error that stopped it.
-pub fn load_inputs(paths: &[PathBuf]) -> Vec<Result<Vec<f32>>> {
-    paths.par_iter().map(|p| load_input(p)).collect()
+/// Files handed to the thread pool at a time: enough to keep every thread busy, few enough that
+/// results (and failures) are printed as they come.
+pub fn chunk_len() -> usize {
+    (4 * rayon::current_num_threads()).max(16)
 }
 
 /// Report one failed file.
@@ -296,27 +288,26 @@ pub(crate) fn report_error(file: &str, err: &Error, json: bool) {
     }
 }
 
-/// Run `f` over `paths` in batches, reporting per-file failures. Returns whether all succeeded.
-fn for_each_batch(
+/// Decode, preprocess and run `work` on every file, one image per task on the thread pool, then
+/// `report` each result in the files' order (failures per file). Returns whether all succeeded.
+fn for_each_image<T: Send>(
     paths: &[PathBuf],
     json: bool,
-    mut f: impl FnMut(&[(String, Vec<f32>)]) -> Result<()>,
+    work: impl Fn(&[f32]) -> Result<T> + Sync,
+    mut report: impl FnMut(&str, T),
 ) -> Result<bool> {
     let mut all_ok = true;
-    for chunk in paths.chunks(BATCH) {
-        let mut good = Vec::with_capacity(chunk.len());
-        for (path, input) in chunk.iter().zip(load_inputs(chunk)) {
+    for chunk in paths.chunks(chunk_len()) {
+        let results: Vec<Result<T>> = chunk.par_iter().map(|p| load_input(p).and_then(|x| work(&x))).collect();
+        for (path, result) in chunk.iter().zip(results) {
             let name = path.display().to_string();
-            match input {
-                Ok(x) => good.push((name, x)),
+            match result {
+                Ok(v) => report(&name, v),
                 Err(e) => {
                     all_ok = false;
                     report_error(&name, &e, json);
                 }
             }
-        }
-        if !good.is_empty() {
-            f(&good)?;
         }
         let _ = std::io::stdout().flush();
     }
@@ -326,20 +317,15 @@ fn for_each_batch(
 fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
     let backbone = Backbone::bundled_cpu()?;
     let files = expand_paths(paths)?;
-    for_each_batch(&files, json, |batch| {
-        let inputs: Vec<&[f32]> = batch.iter().map(|(_, x)| x.as_slice()).collect();
-        let outputs = pollster::block_on(backbone.imagenet(&inputs))?;
-        for ((name, _), (_, logits)) in batch.iter().zip(outputs) {
-            let ranked = imagenet::top_k(&logits, top);
-            if json {
-                println!("{}", json!({ "file": name, "top": ranked }));
-            } else {
-                let list: Vec<String> =
-                    ranked.iter().map(|r| format!("{} ({:.3})", r.label, r.probability)).collect();
-                println!("{name}: {}", list.join(", "));
-            }
+    let classify = |x: &[f32]| Ok(pollster::block_on(backbone.imagenet(&[x]))?.remove(0).1);
+    for_each_image(&files, json, classify, |name, logits| {
+        let ranked = imagenet::top_k(&logits, top);
+        if json {
+            println!("{}", json!({ "file": name, "top": ranked }));
+        } else {
+            let list: Vec<String> = ranked.iter().map(|r| format!("{} ({:.3})", r.label, r.probability)).collect();
+            println!("{name}: {}", list.join(", "));
         }
-        Ok(())
     })
 }
 
@@ -368,14 +354,8 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
         }
     }
     let files = expand_paths(paths)?;
-    let ok = for_each_batch(&files, json, |batch| {
-        let inputs: Vec<&[f32]> = batch.iter().map(|(_, x)| x.as_slice()).collect();
-        let embeddings = pollster::block_on(backbone.embed(&inputs))?;
-        for ((name, _), e) in batch.iter().zip(embeddings) {
-            print(name, &e);
-        }
-        Ok(())
-    })?;
+    let embed = |x: &[f32]| Ok(pollster::block_on(backbone.embed(&[x]))?.remove(0));
+    let ok = for_each_image(&files, json, embed, |name, e| print(name, &e))?;
     Ok(all_ok && ok)
 }
 
@@ -392,72 +372,4 @@ pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
         .map_err(|e| Error::Tensor(format!("expected float32 data: {e}")))?;
     debug_assert_eq!(values.len(), INPUT_LEN);
     Ok(values)
-}
-
-fn run_bench(rounds: usize, json: bool) -> Result<bool> {
-    let t0 = Instant::now();
-    let backbone = Backbone::bundled_cpu()?;
-    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-
-    // A deterministic textured input: the network's cost does not depend on the values.
-    let input: Vec<f32> = (0..INPUT_LEN).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect();
-    let mut rows = Vec::new();
-    for batch in [1usize, BATCH] {
-        let inputs: Vec<&[f32]> = (0..batch).map(|_| input.as_slice()).collect();
-        pollster::block_on(backbone.embed(&inputs))?; // warm-up: allocations, caches
-        let t = Instant::now();
-        for _ in 0..rounds {
-            pollster::block_on(backbone.embed(&inputs))?;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        rows.push((batch, (batch * rounds) as f64 / secs, secs / rounds as f64 * 1e3));
-    }
-
-    // Decode + preprocess of a typical 1024×768 photo, to see what the pipeline costs apart
-    // from the network.
-    let photo = image::RgbImage::from_fn(1024, 768, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
-    let t = Instant::now();
-    for _ in 0..10 {
-        preprocess::preprocess_eval(&photo)?;
-    }
-    let prep_ms = t.elapsed().as_secs_f64() * 100.0;
-
-    // Head training: 5,000 cached embeddings (two overlapping clusters), 50 epochs, batch 32,
-    // no early stopping — what "re-training is instant" has to mean.
-    let mut store = headtune::store::Store::new();
-    for i in 0..5000 {
-        let class = i % 2;
-        let e: Vec<f32> = (0..headtune::backbone::EMBED_DIM)
-            .map(|j| (((i * 31 + j * 17) % 101) as f32 / 101.0) + if j % 7 == class { 0.3 } else { 0.0 })
-            .collect();
-        store.add(["a", "b"][class], "synthetic", vec![e])?;
-    }
-    let config = TrainConfig { epochs: 50, patience: 0, ..TrainConfig::default() };
-    let t = Instant::now();
-    pollster::block_on(headtune::train::train(&store, &config, &burn::tensor::Device::flex(), &mut |_| {}, &|| false))?;
-    let train_s = t.elapsed().as_secs_f64();
-
-    let threads = rayon::current_num_threads();
-    if json {
-        println!(
-            "{}",
-            json!({
-                "weights_load_ms": load_ms,
-                "weights_bytes": BUNDLED_WEIGHTS.len(),
-                "threads": threads,
-                "preprocess_ms_1024x768": prep_ms,
-                "train_50_epochs_5000_embeddings_s": train_s,
-                "embed": rows.iter().map(|(b, ips, ms)| json!({"batch": b, "images_per_s": ips, "ms_per_batch": ms})).collect::<Vec<_>>(),
-            })
-        );
-    } else {
-        println!("backend        CPU (burn flex), {threads} threads");
-        println!("weights        {:.1} MB, loaded in {load_ms:.0} ms", BUNDLED_WEIGHTS.len() as f64 / 1e6);
-        println!("preprocess     {prep_ms:.1} ms per 1024×768 image (crop + bicubic resize + normalise)");
-        for (b, ips, ms) in &rows {
-            println!("embed batch {b:<2} {ips:7.1} images/s  ({ms:.0} ms per batch)");
-        }
-        println!("train head     {train_s:.2} s for 50 epochs on 5,000 embeddings (linear, batch 32, 20 % validation)");
-    }
-    Ok(true)
 }

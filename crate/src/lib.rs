@@ -10,6 +10,7 @@
 //! `web` (the wasm boundary, the only `#[wasm_bindgen]` code).
 
 pub mod backbone;
+pub mod cpu;
 pub mod error;
 pub mod head;
 pub mod image;

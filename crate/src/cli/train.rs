@@ -1,6 +1,7 @@
 //! `headtune train | eval | predict`: datasets on disk, the embedding cache, reports.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use headtune::backbone::{Backbone, BACKBONE_ID, BUNDLED_WEIGHTS, EMBED_DIM};
@@ -66,27 +67,31 @@ impl Embedder {
         })
     }
 
-    /// Views of every file (or its error), in order. Decoding runs in parallel; the network in
-    /// batches.
+    /// Views of every file (or its error), in order. Each file is one task on the thread pool:
+    /// read, cache lookup, decode and the network, with a workspace per thread; the results are
+    /// the same as one at a time.
     fn embed_all(&mut self, paths: &[PathBuf], progress: bool) -> Vec<Result<Vec<Vec<f32>>>> {
         let started = Instant::now();
         let mut out = Vec::with_capacity(paths.len());
-        for (n, chunk) in paths.chunks(16).enumerate() {
-            let loaded: Vec<Result<(String, Vec<u8>)>> = chunk
+        let hits = AtomicUsize::new(self.hits);
+        let mut reported = 0;
+        for chunk in paths.chunks(super::chunk_len()) {
+            let this = &*self;
+            let done: Vec<Result<Vec<Vec<f32>>>> = chunk
                 .par_iter()
                 .map(|p| {
                     let bytes = std::fs::read(p).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
-                    Ok((self.key(&bytes), bytes))
+                    this.embed_one(&this.key(&bytes), &bytes, &hits)
                 })
                 .collect();
-            for item in loaded {
-                out.push(item.and_then(|(key, bytes)| self.embed_one(&key, &bytes)));
-            }
-            if progress && (n % 8 == 7 || out.len() == paths.len()) {
+            out.extend(done);
+            if progress && (out.len() >= reported + 128 || out.len() == paths.len()) {
+                reported = out.len();
                 let secs = started.elapsed().as_secs_f64();
-                eprintln!("embedded {}/{} images ({:.1}/s, {} from cache)", out.len(), paths.len(), out.len() as f64 / secs, self.hits);
+                eprintln!("embedded {}/{} images ({:.1}/s, {} from cache)", out.len(), paths.len(), out.len() as f64 / secs, hits.load(Ordering::Relaxed));
             }
         }
+        self.hits = hits.into_inner();
         out
     }
 
@@ -97,10 +102,10 @@ impl Embedder {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn embed_one(&mut self, key: &str, bytes: &[u8]) -> Result<Vec<Vec<f32>>> {
+    fn embed_one(&self, key: &str, bytes: &[u8], hits: &AtomicUsize) -> Result<Vec<Vec<f32>>> {
         let file = self.cache.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.f32")));
         if let Some(views) = file.as_ref().and_then(|f| read_cached(f, 1 + self.augment.views)) {
-            self.hits += 1;
+            hits.fetch_add(1, Ordering::Relaxed);
             return Ok(views);
         }
         let img = headtune::image::decode(bytes)?;
