@@ -321,8 +321,7 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
     await page.locator('#confusion tbody tr:nth-child(2) td:nth-child(3) button').click();
     await page.locator('#review-list > li').first().getByRole('button', { name: 'Show heatmap' }).click();
     await page.waitForSelector('#review-list .review-heat[data-heatmap="shown"]', { timeout: 60_000 });
-    await page.evaluate(() => document.getElementById('evaluate').scrollIntoView());
-    await page.screenshot({ path: path.join(OUT, 'readme-evaluate.png') });
+    await page.locator('#evaluate').screenshot({ path: path.join(OUT, 'readme-evaluate.png') });
     await page.setViewportSize({ width: 375, height: 800 });
     await page.waitForFunction(() => document.documentElement.clientWidth === 375);
     const widths = await page.evaluate(() => ({
@@ -539,6 +538,82 @@ test('cross-validation finds a mislabelled image; it is moved to its class in pl
   await page.waitForFunction(() => /moved to “trouser”/.test(document.querySelector('#review-list').textContent));
   assert.equal(await page.$eval('body', (b) => b.dataset.model), 'stale');
   assert.deepEqual(await page.evaluate(() => window.__csp), []);
+  await context.close();
+});
+
+test('closing the tab in the middle of a save keeps the last saved project whole', { timeout: 300_000 }, async () => {
+  const { context, page } = await newPage();
+  // A slow disk: the write of the project keeps its transaction open for seconds (a chain of
+  // reads in the same transaction), so the tab can be closed before it commits.
+  await page.addInitScript(() => {
+    const put = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = function (value, key) {
+      const req = put.call(this, value, key);
+      if (key === 'project' && window.__slowSave) {
+        window.__saving = true;
+        const until = performance.now() + 10_000;
+        const spin = () => {
+          if (performance.now() < until) this.get('nothing').onsuccess = spin;
+        };
+        spin();
+      }
+      return req;
+    };
+  });
+  await open(page);
+  const add = async (label, files) => {
+    await page.getByLabel(/go to class/).fill(label);
+    await page.setInputFiles('#file-input', files.map((f) => path.join(FIX, f)));
+    await page.waitForFunction((l) => !document.body.dataset.busy && document.querySelector(`#classes > li[data-class="${l}"]`), label, { timeout: 120_000 });
+  };
+  await add('first', ['holdout/bag-0.png', 'holdout/bag-1.png', 'holdout/bag-2.png']);
+  await saved(page);
+  await page.evaluate(() => (window.__slowSave = true));
+  await add('second', ['holdout/trouser-0.png', 'holdout/trouser-1.png']);
+  await page.waitForFunction(() => window.__saving === true, null, { timeout: 60_000 });
+  await page.close();
+
+  const again = await context.newPage();
+  again.on('pageerror', (e) => pageErrors.push(e.message));
+  await open(again);
+  await again.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 3, null, { timeout: 60_000 });
+  assert.deepEqual((await classes(again)).map((c) => [c.name, c.count, c.thumbs]), [['first', '3 images', 3]]);
+  assert.ok(await again.$eval('#keep-error', (e) => e.hidden), 'restored without an error');
+  // The thumbnails written for the images of the interrupted save were cleared away.
+  const stored = await again.evaluate(
+    () =>
+      new Promise((resolve) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const req = e.target.result.transaction('thumbs').objectStore('thumbs').count();
+          req.onsuccess = () => resolve(req.result);
+        };
+      }),
+  );
+  assert.equal(stored, 3);
+  await context.close();
+});
+
+test('a saved project that can no longer be opened is kept and can be downloaded', { timeout: 300_000 }, async () => {
+  const { context, page } = await newPage();
+  await open(page);
+  const garbage = [72, 69, 65, 68, 84, 85, 78, 69, 1, 0, 2, 0, 255, 255, 255, 255];
+  await page.evaluate(
+    (bytes) =>
+      new Promise((resolve, reject) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const tx = e.target.result.transaction('kv', 'readwrite');
+          tx.objectStore('kv').put(new Uint8Array(bytes), 'project');
+          tx.oncomplete = resolve;
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    garbage,
+  );
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  assert.match(await page.$eval('#keep-error', (e) => e.textContent), /could not be restored/);
+  const file = await download(page, 'Download that copy');
+  assert.deepEqual([...fs.readFileSync(file)], garbage);
   await context.close();
 });
 

@@ -143,11 +143,22 @@ export function mount(root, state) {
   target.addEventListener('change', () => state.set({ target: target.value }));
   target.addEventListener('input', () => state.set({ target: target.value }));
 
-  const render = (s) => {
-    if (target.value !== s.target && document.activeElement !== target) target.value = s.target;
-    target.placeholder = nextClassName(s);
-    byId('class-names', root).replaceChildren(...s.classes.map((c) => el('option', { value: c.name })));
-    const a = s.adding;
+  // Progress arrives once per image: touch only what changed.
+  const render = (s, changed) => {
+    const all = !changed;
+    if (all || changed.has('target') || changed.has('classes')) {
+      if (target.value !== s.target && document.activeElement !== target) target.value = s.target;
+      target.placeholder = nextClassName(s);
+    }
+    if (all || changed.has('classes')) byId('class-names', root).replaceChildren(...s.classes.map((c) => el('option', { value: c.name })));
+    if (all || changed.has('adding')) renderProgress(s.adding);
+    if (all || changed.has('rejected')) {
+      byId('rejected-list', root).replaceChildren(...s.rejected.map((r) => el('li', {}, el('strong', {}, r.name), ` — ${r.reason}`)));
+      byId('rejected', root).hidden = !s.rejected.length;
+    }
+    if (all || changed.has('errors')) renderError(byId('data-error', root), s.errors.data);
+  };
+  const renderProgress = (a) => {
     byId('progress', root).hidden = !a;
     if (a) {
       byId('progress-label', root).textContent = a.label;
@@ -157,10 +168,6 @@ export function mount(root, state) {
       byId('progress-text', root).textContent = a.text;
       byId('progress-cancel', root).hidden = !a.cancellable;
     }
-    const list = byId('rejected-list', root);
-    list.replaceChildren(...s.rejected.map((r) => el('li', {}, el('strong', {}, r.name), ` — ${r.reason}`)));
-    byId('rejected', root).hidden = !s.rejected.length;
-    renderError(byId('data-error', root), s.errors.data);
   };
   state.subscribe(['target', 'classes', 'adding', 'rejected', 'errors'], render);
   render(state.get());

@@ -85,7 +85,11 @@ export async function refresh(state) {
  * trained on this fingerprint is up to date. Renaming a class keeps it; adding, removing,
  * moving images or merging classes changes it.
  */
+let memo = { classes: null, examples: null, value: '' };
+
 export function fingerprint({ classes, examples }) {
+  // Several panels ask after every change; the arrays are replaced, never mutated.
+  if (memo.classes === classes && memo.examples === examples) return memo.value;
   const index = new Map(classes.map((c, i) => [c.name, i]));
   // FNV-1a over "id:class;" for every example, in id order.
   let h = 0x811c9dc5;
@@ -93,5 +97,6 @@ export function fingerprint({ classes, examples }) {
   for (const e of sorted) {
     for (const ch of `${e.id}:${index.get(e.label)};`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   }
-  return `${sorted.length}-${h.toString(16)}`;
+  memo = { classes, examples, value: `${sorted.length}-${h.toString(16)}` };
+  return memo.value;
 }
