@@ -3,13 +3,24 @@
 // Network first (so a rebuilt page is picked up at once), falling back to the cached copy when
 // the network is gone. Only same-origin GETs are handled — the page makes no other requests.
 
-const CACHE = 'headtune-v1';
+const CACHE = 'headtune-v2';
 const FILES = [
   './',
   'index.html',
   'app/main.js',
-  'app/files.js',
+  'app/state.js',
+  'app/dom.js',
+  'app/engine.js',
   'app/store.js',
+  'app/thumbs.js',
+  'app/files.js',
+  'app/camera.js',
+  'app/classes.js',
+  'app/adding.js',
+  'app/training.js',
+  'app/evaluation.js',
+  'app/prediction.js',
+  'app/keep.js',
   'app/charts.js',
   'app/style.css',
   'app/icon.svg',

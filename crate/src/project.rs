@@ -110,6 +110,23 @@ impl Model {
         Self { classifier, training: Some(training), augment: Some(augment), metrics: report.metrics.clone() }
     }
 
+    /// Follow a class rename: the head's outputs keep their order, only their names change, so
+    /// no retraining is needed. Returns whether the model changed: nothing happens when it has
+    /// no class `from`, or when `to` already names another of its outputs (a merge changes what
+    /// the model should predict; that needs training again).
+    pub fn rename_class(&mut self, from: &str, to: &str) -> bool {
+        let classes = &mut self.classifier.classes;
+        let Some(i) = classes.iter().position(|c| c == from) else { return false };
+        if from == to || classes.iter().any(|c| c == to) {
+            return false;
+        }
+        classes[i] = to.to_string();
+        if let Some(m) = self.metrics.as_mut() {
+            m.rename_class(from, to);
+        }
+        true
+    }
+
     fn meta(&self) -> ModelMeta {
         let head = &self.classifier.head;
         ModelMeta {

@@ -247,11 +247,12 @@ impl Store {
         Ok(())
     }
 
-    /// Rename a class. Renaming onto another existing class merges the two.
+    /// Rename a class. Renaming onto another existing class merges the two. Returns the name
+    /// as stored (trimmed).
     ///
     /// # Errors
     /// [`Error::Data`] when `from` does not exist, [`Error::InvalidArgument`] for a bad name.
-    pub fn rename_class(&mut self, from: &str, to: &str) -> Result<()> {
+    pub fn rename_class(&mut self, from: &str, to: &str) -> Result<String> {
         let i = self.class_index(from).ok_or_else(|| unknown_class(from, &self.classes))?;
         let to = check_class_name(to)?;
         match self.class_index(&to) {
@@ -263,9 +264,9 @@ impl Store {
                 }
                 self.drop_class_index(i);
             }
-            _ => self.classes[i] = to,
+            _ => self.classes[i] = to.clone(),
         }
-        Ok(())
+        Ok(to)
     }
 
     /// Delete a class and all its examples; returns how many examples went with it.

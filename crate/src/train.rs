@@ -179,6 +179,39 @@ pub struct TrainReport {
     pub train_examples: usize,
     /// Rows including augmented views.
     pub train_rows: usize,
+    /// Every held-out example's prediction by a head that did not see it (the validation split,
+    /// or each fold's examples in k-fold), in store order: what lets a user review the mistakes
+    /// behind the confusion matrix and find doubtful labels.
+    #[serde(default)]
+    pub held_out: Vec<HeldOutPrediction>,
+}
+
+/// A held-out example as a head that did not train on it saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldOutPrediction {
+    /// The example's id in the store.
+    pub id: u64,
+    /// Its labelled class (index into the store's classes).
+    pub label: usize,
+    /// Class probabilities.
+    pub probabilities: Vec<f32>,
+    /// The prediction confidently disagrees with the label ([`metrics::label_doubted`]).
+    pub doubted: bool,
+}
+
+/// Pair held-out example indices with their predicted probabilities, sorted by store order.
+fn held_out(store: &Store, examples: &[usize], probs: &[Vec<f32>]) -> Vec<HeldOutPrediction> {
+    let mut out: Vec<(usize, HeldOutPrediction)> = examples
+        .iter()
+        .zip(probs)
+        .map(|(&i, p)| {
+            let e = &store.examples()[i];
+            (i, HeldOutPrediction { id: e.id, label: e.class, probabilities: p.clone(), doubted: metrics::label_doubted(e.class, p) })
+        })
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, p)| p).collect()
 }
 
 /// A trained head with its report.
@@ -294,25 +327,28 @@ pub async fn train_pausing(
     let outcome = match mode {
         Validation::None => {
             let run = ctx.run(&all, &[], None, config.epochs, &mut rng, on_epoch, cancelled).await?;
-            (run, "none", None, Vec::new())
+            (run, "none", None, Vec::new(), Vec::new())
         }
         Validation::Split => {
             let (tr, va) = stratified_split(store, config.validation_split, &mut rng);
             let run = ctx.run(&tr, &va, None, config.epochs, &mut rng, on_epoch, cancelled).await?;
             let labels: Vec<usize> = va.iter().map(|&i| store.examples()[i].class).collect();
             let m = metrics::evaluate(store.class_names(), &labels, &run.val_probs, config.threshold);
-            (run, "split", Some(m), Vec::new())
+            let predictions = held_out(store, &va, &run.val_probs);
+            (run, "split", Some(m), Vec::new(), predictions)
         }
         Validation::KFold(folds) => {
             let assignment = stratified_folds(store, folds, &mut rng);
             let mut labels = Vec::new();
             let mut probs = Vec::new();
             let mut summaries = Vec::new();
+            let mut held = Vec::new();
             for f in 0..folds {
                 let tr: Vec<usize> = all.iter().copied().filter(|&i| assignment[i] != f).collect();
                 let va: Vec<usize> = all.iter().copied().filter(|&i| assignment[i] == f).collect();
                 let run = ctx.run(&tr, &va, Some(f + 1), config.epochs, &mut rng, on_epoch, cancelled).await?;
                 labels.extend(va.iter().map(|&i| store.examples()[i].class));
+                held.extend_from_slice(&va);
                 probs.extend(run.val_probs);
                 summaries.push(FoldSummary { best_epoch: run.best_epoch, val_loss: run.best_val_loss, n: va.len() });
             }
@@ -320,10 +356,11 @@ pub async fn train_pausing(
             let epochs = (summaries.iter().map(|s| s.best_epoch as f64).sum::<f64>() / folds as f64).round().max(1.0) as usize;
             let run = ctx.run(&all, &[], None, epochs, &mut rng, on_epoch, cancelled).await?;
             let m = metrics::evaluate(store.class_names(), &labels, &probs, config.threshold);
-            (run, "kfold", Some(m), summaries)
+            let predictions = held_out(store, &held, &probs);
+            (run, "kfold", Some(m), summaries, predictions)
         }
     };
-    let (run, validation, metrics, folds) = outcome;
+    let (run, validation, metrics, folds, held_out) = outcome;
     if let Some(m) = &metrics {
         warnings.extend(metrics::transfer_warning(m));
     }
@@ -341,6 +378,7 @@ pub async fn train_pausing(
             warnings,
             train_examples: run.train_examples,
             train_rows: run.train_rows,
+            held_out,
         },
     })
 }

@@ -373,10 +373,16 @@ impl Engine {
         to_value(&rows).map_err(to_js)
     }
 
-    /// Rename a class (onto an existing name: merge the two).
+    /// Rename a class (onto an existing name: merge the two). The trained model's labels (and
+    /// so exported model files and predictions) follow a plain rename without retraining.
     #[wasm_bindgen(js_name = renameClass)]
     pub fn rename_class(&self, from: String, to: String) -> Result<(), JsValue> {
-        self.state.borrow_mut().store.rename_class(&from, &to).map_err(to_js)
+        let mut s = self.state.borrow_mut();
+        let to = s.store.rename_class(&from, &to).map_err(to_js)?;
+        if let Some(model) = s.model.as_mut() {
+            model.rename_class(&from, &to);
+        }
+        Ok(())
     }
 
     /// Delete a class with its examples; returns how many examples went.
@@ -388,10 +394,15 @@ impl Engine {
     /// Delete one example by id.
     #[wasm_bindgen(js_name = removeExample)]
     pub fn remove_example(&self, id: f64) -> Result<(), JsValue> {
-        if !(id >= 0.0 && id.fract() == 0.0 && id < 9.0e15) {
-            return Err(to_js(Error::InvalidArgument(format!("example id is {id}; ids are the whole numbers addImages returned"))));
-        }
-        self.state.borrow_mut().store.remove(id as u64).map(|_| ()).map_err(to_js)
+        let id = example_id(id).map_err(to_js)?;
+        self.state.borrow_mut().store.remove(id).map(|_| ()).map_err(to_js)
+    }
+
+    /// Move one example to class `class` (created if needed), e.g. to fix a wrong label.
+    #[wasm_bindgen(js_name = relabelExample)]
+    pub fn relabel_example(&self, id: f64, class: String) -> Result<(), JsValue> {
+        let id = example_id(id).map_err(to_js)?;
+        self.state.borrow_mut().store.relabel(id, &class).map_err(to_js)
     }
 
     /// Train a head on the store. `config` has the fields of [`TrainConfig`] (camelCase) plus
@@ -437,6 +448,19 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = hasModel)]
     pub fn has_model(&self) -> bool {
         self.state.borrow().model.is_some()
+    }
+
+    /// Sensitivity and specificity (with 95 % intervals) of the current model's held-out
+    /// metrics at decision `threshold`: `{ threshold, sensitivity, specificity,
+    /// sensitivityInterval, specificityInterval }`, or `null` without two-class metrics.
+    #[wasm_bindgen(js_name = operatingPoint)]
+    pub fn operating_point(&self, threshold: f64) -> Result<JsValue, JsValue> {
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(to_js(Error::InvalidArgument(format!("threshold is {threshold}; use 0 to 1"))));
+        }
+        let s = self.state.borrow();
+        let point = s.model.as_ref().and_then(|m| m.metrics.as_ref()).and_then(|m| m.operating_point_at(threshold));
+        to_value(&point).map_err(to_js)
     }
 
     /// Class names of the current model, in output order.
@@ -525,6 +549,14 @@ impl Engine {
     pub fn extra(&self) -> Result<JsValue, JsValue> {
         to_value(&self.state.borrow().extra).map_err(to_js)
     }
+}
+
+/// An example id as JS passes it (a number), checked to be one `addImage` could have returned.
+fn example_id(id: f64) -> Result<u64> {
+    if !(id >= 0.0 && id.fract() == 0.0 && id < 9.0e15) {
+        return Err(Error::InvalidArgument(format!("example id is {id}; ids are the whole numbers addImages returned")));
+    }
+    Ok(id as u64)
 }
 
 /// Split the JS training options into [`TrainConfig`] and whether to use augmented views.

@@ -4,6 +4,8 @@ Two clearly different real classes (trousers, bags), upscaled 4× (nearest) to 1
   OUT/train/trouser/*.png, OUT/train/bag/*.png   (N per class: what the tests drop on the page)
   OUT/holdout/{trouser,bag}-K.png                 (images the model never sees)
   OUT/corrupt/*.png                               (a truncated PNG among good ones)
+  OUT/mislabelled/{trouser,bag}/*.png             (12 per class, plus one trouser filed as a bag)
+  OUT/solid/{black,white}.png                     (64×64 plain images, told apart by brightness)
 No PIL: PNGs are written with zlib + struct.
 
 Usage: python3 tests/e2e/make-fixtures.py OUT [N]
@@ -77,6 +79,22 @@ def main():
     # Header intact, image data cut off: a decoder must fail on it, not on its name.
     with open(f"{out}/corrupt/broken.png", "wb") as f:
         f.write(good[: len(good) // 3])
+    # A small data set with one labelling mistake, for the "doubtful labels" review.
+    for name in CLASSES.values():
+        os.makedirs(f"{out}/mislabelled/{name}", exist_ok=True)
+        for k in range(12):
+            with open(f"{out}/train/{name}/{name}-{k:02d}.png", "rb") as f:
+                data = f.read()
+            with open(f"{out}/mislabelled/{name}/{name}-{k:02d}.png", "wb") as f:
+                f.write(data)
+    with open(f"{out}/train/trouser/trouser-12.png", "rb") as f:
+        data = f.read()
+    with open(f"{out}/mislabelled/bag/zz-actually-a-trouser.png", "wb") as f:
+        f.write(data)
+    os.makedirs(f"{out}/solid", exist_ok=True)
+    for name, value in (("black", 0), ("white", 255)):
+        with open(f"{out}/solid/{name}.png", "wb") as f:
+            f.write(png(64, 64, [[value] * 64] * 64))
     print(f"fixtures: {n} per class + {HOLDOUT} held back, in {out}")
 
 

@@ -1,9 +1,12 @@
 // End-to-end tests of the headtune page (www/index.html) in headless Debian Chromium.
 //
-// One user story on the CPU backend: add two classes from a folder, train, evaluate, predict
-// with a heatmap, reload (IndexedDB), go offline (service worker), export/clear/import the
-// project; then hostile class names, a corrupt image among good ones, and the network record
-// of the whole run (only same-origin GETs are allowed).
+// One user story on the CPU backend: add two classes from a folder, train, check the model
+// (intervals, confusion cells, review), predict with a heatmap over the whole image, rename a
+// class after training, live webcam prediction, reload (IndexedDB), go offline (service
+// worker), export/clear/import the project; then hostile class names, a corrupt image among good
+// ones (thumbnails matched by position), a mislabelled image found by cross-validation, the class
+// cards' upload and webcam, the keyboard, and the network record of the whole run (only
+// same-origin GETs are allowed).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,8 +70,9 @@ async function open(page, query = '?backend=cpu') {
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
 }
 
+/** The class cards that have images (empty starter/pending cards left out). */
 async function classes(page) {
-  return page.$$eval('#classes > li', (lis) =>
+  return page.$$eval('#classes > li:not(.pending)', (lis) =>
     lis.map((li) => ({ name: li.querySelector('input').value, count: li.querySelector('.count').textContent, thumbs: li.querySelectorAll('.thumbs img').length })),
   );
 }
@@ -92,8 +96,55 @@ async function download(page, buttonName) {
 
 const saved = (page) => page.waitForSelector('#save-status[data-state="saved"]', { timeout: 60_000 });
 
+/** The JSON metadata of a headtune model file (see crate/src/project.rs for the layout). */
+function modelMeta(file) {
+  const bytes = fs.readFileSync(file);
+  const len = bytes.readUInt32LE(12);
+  return JSON.parse(bytes.subarray(16, 16 + len).toString('utf8'));
+}
+
+/** Open the "Advanced settings" of the Train panel (where the nine settings live). */
+async function advanced(page) {
+  await page.$eval('#advanced', (d) => (d.open = true));
+}
+
+/** Set the threshold slider to `t` as a user would, and wait for the engine's operating point. */
+async function setThreshold(page, t) {
+  await page.$eval(
+    '#threshold',
+    (e, v) => {
+      e.value = String(v);
+      e.dispatchEvent(new Event('input'));
+      e.dispatchEvent(new Event('change'));
+    },
+    t,
+  );
+  await page.waitForFunction((v) => Number(document.getElementById('threshold-out').dataset.threshold) === v, t, { timeout: 30_000 });
+  return page.$eval('#threshold-out', (e) => e.textContent);
+}
+
+/** Mean brightness of the image `img` elements matching `selector` (in DOM order). */
+function thumbBrightness(page, selector) {
+  return page.$$eval(selector, (imgs) =>
+    Promise.all(
+      imgs.map(async (img) => {
+        if (!img.complete || !img.naturalWidth) await img.decode();
+        const c = document.createElement('canvas');
+        c.width = 32;
+        c.height = 32;
+        const ctx = c.getContext('2d');
+        ctx.drawImage(img, 0, 0, 32, 32);
+        const d = ctx.getImageData(0, 0, 32, 32).data;
+        let sum = 0;
+        for (let i = 0; i < d.length; i += 4) sum += d[i];
+        return sum / (d.length / 4);
+      }),
+    ),
+  );
+}
+
 before(async () => {
-  for (const d of [`${FIX}/train/trouser`, `${FIX}/train/bag`, `${FIX}/holdout`, `${FIX}/corrupt`]) {
+  for (const d of [`${FIX}/train/trouser`, `${FIX}/train/bag`, `${FIX}/holdout`, `${FIX}/corrupt`, `${FIX}/mislabelled/bag`]) {
     assert.ok(fs.existsSync(d), `fixtures missing (${d}): run tests/e2e/run.sh, which makes them`);
   }
   server = await startServer();
@@ -107,57 +158,75 @@ after(async () => {
   if (server) fs.rmSync(server.log, { force: true });
 });
 
-test('add two classes from a folder, train, evaluate, predict, reload, go offline, export/import', { timeout: 900_000 }, async (t) => {
+test('add two classes from a folder, train, check, predict, rename, reload, go offline, export/import', { timeout: 1_200_000 }, async (t) => {
   const { context, page } = await newPage();
   await open(page);
 
-  await t.test('the page says where the images go and which controls exist', async () => {
+  await t.test('the first screen: two empty class cards with Upload and Webcam, then train and predict', async () => {
     assert.ok(await page.getByText(/images never leave this device/i).isVisible());
-    for (const name of ['Train', 'Stop', 'Export model', 'Export project', 'Import project']) {
+    for (const name of ['Train', 'Stop', 'Export model', 'Export project', 'Import project', '+ Add a class']) {
       assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, `one button named "${name}"`);
     }
     for (const label of ['Choose images…', 'Choose a folder…', 'Choose an image to classify…', 'Project file to import']) {
       assert.equal(await page.getByLabel(label, { exact: true }).count(), 1, `an input labelled "${label}"`);
     }
+    const cards = await page.$$eval('#classes > li', (lis) => lis.map((li) => [li.querySelector('input').value, li.querySelector('.count').textContent]));
+    assert.deepEqual(cards, [['Class 1', '0 images'], ['Class 2', '0 images']]);
+    for (const n of [1, 2]) {
+      assert.ok(await page.getByRole('button', { name: `Webcam for class Class ${n}` }).isVisible());
+      assert.equal(await page.getByLabel(`Upload images to class Class ${n}`, { exact: true }).count(), 1);
+    }
+    // The settings are tucked away; the step order is add → train → predict.
+    assert.equal(await page.$eval('#advanced', (d) => d.open), false);
+    const steps = await page.$$eval('h2', (hs) => hs.map((h) => h.textContent.trim()));
+    assert.deepEqual(steps.slice(0, 3), ['1 Add images', '2 Train', '3 Predict']);
+    // Before training there is no empty chart with a made-up epoch axis.
+    assert.ok(await page.isHidden('#charts'));
     assert.match(await page.$eval('#engine-status', (e) => e.textContent), /CPU/);
+    // The save status reads as a sentence (no stray space before a full stop).
+    assert.match(await page.$eval('#keep .hint', (e) => e.textContent.replace(/\s+/g, ' ')), /^Your project is saved in this browser automatically\. A project file/);
+    await page.getByRole('button', { name: '+ Add a class' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 3);
+    assert.equal(await page.$eval('#classes > li:last-child input', (i) => i.value), 'Class 3');
   });
 
   await t.test('a folder of sub-folders becomes one class per sub-folder, with thumbnails and progress', async () => {
     await page.setInputFiles('#folder-input', path.join(FIX, 'train'));
-    await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 2 && !document.body.dataset.busy, null, { timeout: 300_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 2 && !document.body.dataset.busy, null, { timeout: 300_000 });
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count]).sort(), [['bag', '24 images'], ['trouser', '24 images']]);
-    assert.ok(got.every((c) => c.thumbs === 24), `thumbnails: ${JSON.stringify(got)}`);
+    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });
+    // The untouched starter cards went; the one the user added stays.
+    assert.deepEqual(await page.$$eval('#classes > li.pending input[type="text"]', (i) => i.map((x) => x.value)), ['Class 3']);
+    await page.getByRole('button', { name: 'Delete class Class 3' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 2);
     const progress = await page.$eval('#progress-text', (e) => e.textContent);
     assert.match(progress, /^48 of 48 · [\d.]+ images\/s · CPU$/);
     assert.ok(await page.$eval('#rejected', (e) => e.hidden), 'nothing rejected');
   });
 
   let before;
-  await t.test('training reaches ≥ 90 % validation accuracy, with curves, confusion matrix and ROC', async () => {
+  let heldOut;
+  await t.test('training reaches ≥ 90 % validation accuracy, with curves, 95 % intervals, confusion matrix and ROC', async () => {
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.waitForSelector('#val-accuracy', { timeout: 300_000 });
     const acc = Number(await page.$eval('#val-accuracy', (e) => e.dataset.value));
     assert.ok(acc >= 0.9, `validation accuracy ${acc}`);
+    const ci = await page.$eval('#val-interval', (e) => [Number(e.dataset.low), Number(e.dataset.high)]);
+    assert.ok(ci[0] < acc && ci[1] >= acc && ci[0] > 0.5, `interval ${ci} around ${acc}`);
+    assert.match(await page.$eval('#eval-summary', (e) => e.textContent), /\(95 % CI \d+–\d+ %\)/);
     const confusion = await page.$$eval('#confusion tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => Number(td.textContent))));
     assert.equal(confusion.length, 2);
-    const held = confusion.flat().reduce((a, b) => a + b, 0);
-    assert.ok(held >= 8, `held-out images ${held}`);
+    heldOut = confusion.flat().reduce((a, b) => a + b, 0);
+    assert.ok(heldOut >= 8, `held-out images ${heldOut}`);
     assert.ok(await page.isVisible('#roc-chart'));
-    assert.match(await page.$eval('#auc', (e) => e.textContent), /^AUC \d\.\d{3}/);
-    const out1 = await page.$eval('#threshold-out', (e) => e.textContent);
-    await page.$eval('#threshold', (e) => {
-      e.value = '0.99';
-      e.dispatchEvent(new Event('input'));
-    });
-    const out2 = await page.$eval('#threshold-out', (e) => e.textContent);
-    assert.match(out2, /^0\.99 → sensitivity \d+ %, specificity \d+ %$/);
-    assert.notEqual(out1, out2);
-    await page.$eval('#threshold', (e) => {
-      e.value = '0.5';
-      e.dispatchEvent(new Event('input'));
-      e.dispatchEvent(new Event('change'));
-    });
+    assert.match(await page.$eval('#auc', (e) => e.textContent), /^AUC \d\.\d{3} \(95 % CI \d\.\d\d–\d\.\d\d\)/);
+    // Sensitivity and specificity at the slider come from the engine, with intervals.
+    const atHalf = await setThreshold(page, 0.5);
+    const atTop = await setThreshold(page, 0.99);
+    assert.match(atTop, /^0\.99 → sensitivity \d+ % \(\d+–\d+ %\), specificity \d+ % \(\d+–\d+ %\)$/);
+    assert.notEqual(atHalf, atTop);
+    await setThreshold(page, 0.5);
     // The curves were drawn: the loss canvas has training-blue pixels.
     const blue = await page.$eval('#loss-chart', (c) => {
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -168,39 +237,128 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
     assert.ok(blue > 50, `loss curve pixels: ${blue}`);
   });
 
-  await t.test('held-back images are predicted correctly, with a heatmap that can be toggled', async () => {
+  await t.test('the intervals shown are the engine’s (as written into the exported model file)', async () => {
+    const meta = modelMeta(await download(page, 'Export model'));
+    const m = meta.metrics;
+    const shown = await page.$eval('#val-interval', (e) => ({ low: Number(e.dataset.low), high: Number(e.dataset.high) }));
+    assert.deepEqual(shown, m.accuracyInterval);
+    const auc = await page.$eval('#auc', (e) => e.textContent);
+    assert.ok(auc.includes(`(95 % CI ${m.binary.aucInterval.low.toFixed(2)}–${m.binary.aucInterval.high.toFixed(2)})`), `${auc} vs ${JSON.stringify(m.binary.aucInterval)}`);
+    const out = await page.$eval('#threshold-out', (e) => e.textContent);
+    const si = m.binary.sensitivityInterval;
+    assert.ok(out.includes(`sensitivity ${(100 * m.binary.sensitivity).toFixed(0)} % (${(100 * si.low).toFixed(0)}–${(100 * si.high).toFixed(0)} %)`), `${out} vs ${JSON.stringify(m.binary)}`);
+  });
+
+  await t.test('clicking a confusion-matrix cell lists exactly those held-out images, with probabilities', async () => {
+    const cells = await page.$$eval('#confusion tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => Number(td.textContent))));
+    const names = await page.$$eval('#confusion thead th', (ths) => ths.map((th) => th.textContent));
+    for (const [i, j] of [[0, 0], [1, 1]]) {
+      await page.locator(`#confusion tbody tr:nth-child(${i + 1}) td:nth-child(${j + 2}) button`).click();
+      await page.waitForFunction((n) => document.querySelectorAll('#review-list > li').length === n, cells[i][j]);
+      const items = await page.$$eval('#review-list > li', (lis) => lis.map((li) => ({ name: li.querySelector('.review-name').textContent, text: li.textContent })));
+      assert.equal(items.length, cells[i][j]);
+      for (const it of items) {
+        // The fixtures are named after their class: a held-out bag is bag-NN.png.
+        assert.match(it.name, new RegExp(`^${names[i]}-\\d+\\.png$`));
+        assert.match(it.text, new RegExp(`Labelled ${names[i]}`));
+        assert.match(it.text, new RegExp(`${names[j]} \\d+\\.\\d %`));
+      }
+    }
+    await page.getByRole('button', { name: 'All misclassified' }).click();
+    const wrong = cells[0][1] + cells[1][0];
+    await page.waitForFunction((n) => document.querySelectorAll('#review-list > li').length === n, wrong);
+    assert.match(await page.$eval('#review-title', (e) => e.textContent), new RegExp(`^${wrong} misclassified image`));
+  });
+
+  await t.test('held-back images are predicted correctly, with a heatmap over the whole image and a legend', async () => {
     const bag = await predict(page, path.join(FIX, 'holdout/bag-0.png'));
     assert.equal(bag[0].label, 'bag', JSON.stringify(bag));
     const trouser = await predict(page, path.join(FIX, 'holdout/trouser-0.png'));
     assert.equal(trouser[0].label, 'trouser', JSON.stringify(trouser));
     before = { bag, trouser };
+    // Two classes: "Show the top" offers no more than two.
+    assert.deepEqual(await page.$$eval('#topk option', (o) => o.map((x) => x.value)), ['1', '2']);
     assert.equal(await page.$eval('#predict-canvas', (c) => c.dataset.heatmap), 'shown');
-    const withMap = await page.$eval('#predict-canvas', (c) => c.toDataURL());
+    assert.ok(await page.isVisible('#heat-legend'), 'a colour legend');
+    const pixels = () =>
+      page.$eval('#predict-canvas', (c) => {
+        const [x, y, w, h] = c.dataset.region ? c.dataset.region.split(',').map(Number) : [0, 0, 0, 0];
+        const at = (px, py) => [...c.getContext('2d').getImageData(Math.round(px), Math.round(py), 1, 1).data];
+        return { size: [c.width, c.height], region: [x, y, w, h], corner: at(2, 2), centre: at(x + w / 2, y + h / 2), url: c.toDataURL() };
+      });
+    const on = await pixels();
+    // The whole image is drawn; the model's square sits inside it, the rest is marked grey.
+    assert.deepEqual(on.size, [320, 320]);
+    assert.ok(on.region[0] > 5 && on.region[2] < 310, `region ${on.region}`);
     await page.getByLabel(/Show heatmap/).uncheck();
     assert.equal(await page.$eval('#predict-canvas', (c) => c.dataset.heatmap), 'hidden');
-    const without = await page.$eval('#predict-canvas', (c) => c.toDataURL());
-    assert.notEqual(withMap, without, 'the overlay changes the picture');
+    assert.ok(await page.isHidden('#heat-legend'));
+    const off = await pixels();
+    assert.notEqual(on.url, off.url, 'the overlay changes the picture');
+    assert.notDeepEqual(on.corner, off.corner, 'outside what the model saw is marked too');
+    const grey = (p) => Math.max(...p.slice(0, 3)) - Math.min(...p.slice(0, 3)) < 30;
+    assert.ok(grey(on.corner), `outside is grey: ${on.corner}`);
+    assert.ok(!grey(on.centre), `inside is coloured: ${on.centre}`);
     await page.getByLabel(/Show heatmap/).check();
-    assert.equal(await page.$eval('#predict-canvas', (c) => c.toDataURL()), withMap);
+    assert.equal(await page.$eval('#predict-canvas', (c) => c.toDataURL()), on.url);
+    // README: the top of the page, classes added, a prediction with its heatmap.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(OUT, 'readme-top.png') });
+  });
+
+  await t.test('live webcam prediction classifies frames continuously until stopped', async () => {
+    await page.getByRole('button', { name: 'Live webcam' }).click();
+    await page.waitForFunction(() => document.getElementById('predict-name').textContent === 'webcam (live)', null, { timeout: 60_000 });
+    const first = await page.$eval('#predict-canvas', (c) => c.toDataURL());
+    await page.waitForFunction((f) => document.getElementById('predict-canvas').toDataURL() !== f, first, { timeout: 60_000 });
+    await page.getByRole('button', { name: 'Stop live webcam' }).click();
+    await page.waitForFunction(() => document.getElementById('live').hidden && !document.querySelector('video'));
   });
 
   await t.test('screenshots after training (desktop and 375 px), readable without sideways scrolling', async () => {
     await page.screenshot({ path: path.join(OUT, 'page-desktop.png'), fullPage: true });
-    await page.locator('#evaluate').scrollIntoViewIfNeeded();
-    await page.evaluate(() => window.scrollBy(0, -90));
-    await page.screenshot({ path: path.join(OUT, 'page-results.png') });
+    // README: checking the model, with the held-out images of one cell and a heatmap.
+    await page.locator('#confusion tbody tr:nth-child(2) td:nth-child(3) button').click();
+    await page.locator('#review-list > li').first().getByRole('button', { name: 'Show heatmap' }).click();
+    await page.waitForSelector('#review-list .review-heat[data-heatmap="shown"]', { timeout: 60_000 });
+    await page.locator('#evaluate').screenshot({ path: path.join(OUT, 'readme-evaluate.png') });
     await page.setViewportSize({ width: 375, height: 800 });
-    await page.waitForTimeout(300);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    await page.waitForFunction(() => document.documentElement.clientWidth === 375);
+    const widths = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      sections: [...document.querySelectorAll('main > section')].map((s) => [s.id, s.scrollWidth, s.clientWidth]),
+    }));
     await page.screenshot({ path: path.join(OUT, 'page-375.png'), fullPage: true });
-    assert.ok(overflow <= 375, `page is ${overflow} px wide at 375 px`);
+    assert.ok(widths.page <= 375, `page is ${widths.page} px wide at 375 px`);
+    for (const [id, scroll, client] of widths.sections) assert.ok(scroll <= client, `#${id} content is ${scroll} px in a ${client} px card`);
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  await t.test('renaming a class after training renames the model: right predictions, not out of date', async () => {
+    const input = page.locator('#classes > li[data-class="trouser"] input[type="text"]');
+    await input.fill('pants');
+    await input.press('Enter');
+    await page.waitForFunction(() => [...document.querySelectorAll('#per-class tbody th')].some((th) => th.textContent === 'pants'));
+    assert.equal(await page.$eval('body', (b) => b.dataset.model), 'trained', 'a rename does not make the model stale');
+    assert.deepEqual(await page.$$eval('#warnings li', (lis) => lis.map((li) => li.dataset.code)).then((c) => c.filter((x) => x === 'stale')), []);
+    assert.ok(!(await page.$eval('#train-status', (e) => e.textContent)).includes('changed'));
+    const p = await predict(page, path.join(FIX, 'holdout/trouser-0.png'));
+    assert.equal(p[0].label, 'pants');
+    assert.ok(Math.abs(p[0].probability - before.trouser[0].probability) < 0.002, 'the same model, renamed');
+    const meta = modelMeta(await download(page, 'Export model'));
+    assert.ok(meta.classes.includes('pants') && !meta.classes.includes('trouser'), JSON.stringify(meta.classes));
+    const renamed = page.locator('#classes > li[data-class="pants"] input[type="text"]');
+    await renamed.fill('trouser');
+    await renamed.press('Enter');
+    await page.waitForFunction(() => [...document.querySelectorAll('#per-class tbody th')].some((th) => th.textContent === 'trouser'));
+    assert.equal(await page.$eval('body', (b) => b.dataset.model), 'trained');
   });
 
   await t.test('after a reload the classes, counts, thumbnails and trained model are restored', async () => {
     await saved(page);
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count, c.thumbs]).sort(), [['bag', '24 images', 24], ['trouser', '24 images', 24]]);
     assert.ok(await page.isVisible('#val-accuracy'), 'evaluation restored');
@@ -230,7 +388,7 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
     }
   });
 
-  await t.test('export the project, clear, import it: same classes and the same predictions', async () => {
+  await t.test('export the project, clear, import it: same classes, thumbnails and predictions', async () => {
     const projectFile = await download(page, 'Export project');
     assert.ok(fs.statSync(projectFile).size > 48 * 1280 * 4, 'project holds the embeddings');
     const modelFile = await download(page, 'Export model');
@@ -239,7 +397,7 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
 
     await page.getByRole('button', { name: 'New empty project' }).click();
     await page.getByRole('button', { name: 'Yes, delete everything' }).click();
-    await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 0 && document.body.dataset.model === 'none');
+    await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 0 && document.body.dataset.model === 'none');
     assert.ok(await page.isVisible('#eval-empty'));
 
     // A file that is not a project is refused and changes nothing.
@@ -248,7 +406,8 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
     assert.match(await page.$eval('#keep-error', (e) => e.textContent), /could not be opened/);
 
     await page.setInputFiles('#import-input', projectFile);
-    await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count, c.thumbs]).sort(), [['bag', '24 images', 24], ['trouser', '24 images', 24]]);
     const bag = await predict(page, path.join(FIX, 'holdout/bag-0.png'));
@@ -260,10 +419,10 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
   });
 
   await t.test(`a class named ${XSS} is shown as text everywhere`, async () => {
-    const input = page.locator('#classes > li[data-class="trouser"] input');
+    const input = page.locator('#classes > li[data-class="trouser"] input[type="text"]');
     await input.fill(XSS);
     await input.press('Enter');
-    await page.waitForFunction((name) => [...document.querySelectorAll('#classes > li input')].some((i) => i.value === name), XSS);
+    await page.waitForFunction((name) => [...document.querySelectorAll('#classes > li input[type="text"]')].some((i) => i.value === name), XSS);
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.waitForFunction(() => document.body.dataset.model === 'trained' && !document.body.dataset.busy, null, { timeout: 300_000 });
     const shown = await page.$$eval('#per-class tbody th', (ths) => ths.map((th) => th.textContent));
@@ -277,6 +436,7 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
   });
 
   await t.test('Stop ends a long training run and keeps the previous model', async () => {
+    await advanced(page);
     await page.getByLabel('Epochs').fill('10000');
     await page.getByLabel('Validation split').fill('0');
     await page.getByRole('button', { name: 'Train', exact: true }).click();
@@ -288,8 +448,9 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
     assert.match(await page.$eval('#train-status', (e) => e.textContent), /^Stopped\. The previous model is kept\./);
     assert.equal(await page.$eval('body', (b) => b.dataset.model), 'trained');
     assert.ok(await page.isVisible('#val-accuracy'), 'the previous evaluation stays');
-    await page.getByLabel('Epochs').fill('50');
-    await page.getByLabel('Validation split').fill('0.2');
+    await page.getByRole('button', { name: 'Restore the defaults' }).click();
+    assert.equal(await page.getByLabel('Epochs').inputValue(), '50');
+    assert.equal(await page.getByLabel('Validation split').inputValue(), '0.2');
   });
 
   const csp = await page.evaluate(() => window.__csp);
@@ -297,7 +458,7 @@ test('add two classes from a folder, train, evaluate, predict, reload, go offlin
   await context.close();
 });
 
-test('a corrupt image among good ones is listed as rejected; the rest are added', { timeout: 300_000 }, async () => {
+test('a corrupt image among good ones is listed as rejected; thumbnails stay with their images', { timeout: 300_000 }, async () => {
   const { context, page } = await newPage({ width: 375, height: 800 });
   await open(page);
   await page.getByLabel(/go to class/).fill('bags');
@@ -311,7 +472,148 @@ test('a corrupt image among good ones is listed as rejected; the rest are added'
   assert.match(rejected[0], /^broken\.png — .*(corrupt|truncated|decode)/i);
   const got = await classes(page);
   assert.deepEqual(got.map((c) => [c.name, c.count]), [['bags', '3 images']]);
+
+  // Two files with the same name around a rejected one: each thumbnail must show its own image
+  // (one black, one white), matched by position, not by file name.
+  const read = (f) => fs.readFileSync(path.join(FIX, f));
+  await page.getByLabel(/go to class/).fill('same names');
+  await page.setInputFiles('#file-input', [
+    { name: 'scan.png', mimeType: 'image/png', buffer: read('solid/black.png') },
+    { name: 'scan.png', mimeType: 'image/png', buffer: read('corrupt/broken.png') },
+    { name: 'scan.png', mimeType: 'image/png', buffer: read('solid/white.png') },
+  ]);
+  await page.waitForFunction(() => document.querySelectorAll('#classes > li[data-class="same names"] .thumbs img[src^="blob:"]').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
+  // The strip shows the newest first: white, then black.
+  const shown = await thumbBrightness(page, '#classes > li[data-class="same names"] .thumbs img');
+  const expected = await page.evaluate(
+    async (list) =>
+      Promise.all(
+        list.map(async (b64) => {
+          const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]));
+          const c = document.createElement('canvas');
+          c.width = 32;
+          c.height = 32;
+          const ctx = c.getContext('2d');
+          const side = Math.min(bitmap.width, bitmap.height);
+          ctx.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, 32, 32);
+          const d = ctx.getImageData(0, 0, 32, 32).data;
+          let sum = 0;
+          for (let i = 0; i < d.length; i += 4) sum += d[i];
+          return sum / (d.length / 4);
+        }),
+      ),
+    [read('solid/white.png').toString('base64'), read('solid/black.png').toString('base64')],
+  );
+  assert.ok(expected[0] - expected[1] > 200, `the two images differ in brightness: ${expected}`);
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(shown[i] - expected[i]) < 5, `thumbnail ${i}: ${shown[i]} vs its image ${expected[i]} (all: ${shown} vs ${expected})`);
   assert.deepEqual(await page.evaluate(() => window.__csp), []);
+  await context.close();
+});
+
+test('cross-validation finds a mislabelled image; it is moved to its class in place', { timeout: 600_000 }, async () => {
+  const { context, page } = await newPage();
+  await open(page);
+  await page.setInputFiles('#folder-input', path.join(FIX, 'mislabelled'));
+  await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 2 && !document.body.dataset.busy, null, { timeout: 300_000 });
+  await advanced(page);
+  await page.getByLabel('Cross-validate').check();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await page.waitForFunction(() => document.body.dataset.model === 'trained' && !document.body.dataset.busy, null, { timeout: 300_000 });
+  assert.match(await page.$eval('#eval-summary', (e) => e.textContent), /^Cross-validated accuracy/);
+  await page.getByRole('button', { name: /^Doubtful labels/ }).click();
+  await page.waitForSelector('#review-list > li');
+  const doubted = await page.$$eval('#review-list > li .review-name', (n) => n.map((x) => x.textContent));
+  assert.ok(doubted.includes('zz-actually-a-trouser.png'), `doubted: ${doubted}`);
+  assert.ok(doubted.length <= 2, `few false alarms: ${doubted}`);
+  assert.match(await page.$eval('#review-title', (e) => e.textContent), /Labels checked: every image/);
+  const item = page.locator('#review-list > li', { hasText: 'zz-actually-a-trouser.png' });
+  assert.match(await item.textContent(), /Labelled bag.*label doubted/);
+  assert.match(await item.textContent(), /trouser \d+\.\d %/);
+  // Its heatmap, from the stored preview.
+  await item.getByRole('button', { name: 'Show heatmap' }).click();
+  await page.waitForFunction(() => document.querySelector('#review-list > li .review-heat:not([hidden])')?.dataset.heatmap === 'shown', null, { timeout: 60_000 });
+  // Fix the label in place: the image moves to "trouser"; the model is now out of date.
+  await item.getByLabel('Move zz-actually-a-trouser.png to class').selectOption('trouser');
+  await page.waitForFunction(() => document.querySelector('#classes > li[data-class="trouser"]')?.dataset.count === '13');
+  await page.waitForFunction(() => /moved to “trouser”/.test(document.querySelector('#review-list').textContent));
+  assert.equal(await page.$eval('body', (b) => b.dataset.model), 'stale');
+  assert.deepEqual(await page.evaluate(() => window.__csp), []);
+  await context.close();
+});
+
+test('closing the tab in the middle of a save keeps the last saved project whole', { timeout: 300_000 }, async () => {
+  const { context, page } = await newPage();
+  // A slow disk: the write of the project keeps its transaction open for seconds (a chain of
+  // reads in the same transaction), so the tab can be closed before it commits.
+  await page.addInitScript(() => {
+    const put = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = function (value, key) {
+      const req = put.call(this, value, key);
+      if (key === 'project' && window.__slowSave) {
+        window.__saving = true;
+        const until = performance.now() + 10_000;
+        const spin = () => {
+          if (performance.now() < until) this.get('nothing').onsuccess = spin;
+        };
+        spin();
+      }
+      return req;
+    };
+  });
+  await open(page);
+  const add = async (label, files) => {
+    await page.getByLabel(/go to class/).fill(label);
+    await page.setInputFiles('#file-input', files.map((f) => path.join(FIX, f)));
+    await page.waitForFunction((l) => !document.body.dataset.busy && document.querySelector(`#classes > li[data-class="${l}"]`), label, { timeout: 120_000 });
+  };
+  await add('first', ['holdout/bag-0.png', 'holdout/bag-1.png', 'holdout/bag-2.png']);
+  await saved(page);
+  await page.evaluate(() => (window.__slowSave = true));
+  await add('second', ['holdout/trouser-0.png', 'holdout/trouser-1.png']);
+  await page.waitForFunction(() => window.__saving === true, null, { timeout: 60_000 });
+  await page.close();
+
+  const again = await context.newPage();
+  again.on('pageerror', (e) => pageErrors.push(e.message));
+  await open(again);
+  await again.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 3, null, { timeout: 60_000 });
+  assert.deepEqual((await classes(again)).map((c) => [c.name, c.count, c.thumbs]), [['first', '3 images', 3]]);
+  assert.ok(await again.$eval('#keep-error', (e) => e.hidden), 'restored without an error');
+  // The thumbnails written for the images of the interrupted save were cleared away.
+  const stored = await again.evaluate(
+    () =>
+      new Promise((resolve) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const req = e.target.result.transaction('thumbs').objectStore('thumbs').count();
+          req.onsuccess = () => resolve(req.result);
+        };
+      }),
+  );
+  assert.equal(stored, 3);
+  await context.close();
+});
+
+test('a saved project that can no longer be opened is kept and can be downloaded', { timeout: 300_000 }, async () => {
+  const { context, page } = await newPage();
+  await open(page);
+  const garbage = [72, 69, 65, 68, 84, 85, 78, 69, 1, 0, 2, 0, 255, 255, 255, 255];
+  await page.evaluate(
+    (bytes) =>
+      new Promise((resolve, reject) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const tx = e.target.result.transaction('kv', 'readwrite');
+          tx.objectStore('kv').put(new Uint8Array(bytes), 'project');
+          tx.oncomplete = resolve;
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    garbage,
+  );
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  assert.match(await page.$eval('#keep-error', (e) => e.textContent), /could not be restored/);
+  const file = await download(page, 'Download that copy');
+  assert.deepEqual([...fs.readFileSync(file)], garbage);
   await context.close();
 });
 
@@ -347,26 +649,30 @@ test('dropped and pasted images are added to the chosen class', { timeout: 300_0
   await context.close();
 });
 
-test('holding the camera button records frames into the chosen class', { timeout: 300_000 }, async () => {
+test('a class card records webcam frames while its button is held, and uploads into its class', { timeout: 300_000 }, async () => {
   const { context, page } = await newPage();
   await open(page);
-  await page.getByLabel(/go to class/).fill('camera');
-  await page.locator('#camera summary').click();
-  await page.getByRole('button', { name: 'Start camera' }).click();
-  const record = page.getByRole('button', { name: 'Hold to record' });
+  const card = page.locator('#classes > li[data-class="Class 1"]');
+  await card.getByRole('button', { name: 'Webcam for class Class 1' }).click();
+  const record = card.getByRole('button', { name: 'Hold to record' });
   await record.waitFor({ state: 'visible' });
-  await page.waitForFunction(() => !document.getElementById('camera-record').disabled, null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('#classes > li[data-class="Class 1"] video')?.readyState >= 2, null, { timeout: 30_000 });
   await record.hover();
   await page.mouse.down();
   await page.waitForTimeout(900);
   await page.mouse.up();
-  await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 1 && !document.body.dataset.busy, null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelector('#classes > li[data-class="Class 1"]')?.dataset.count > 0 && !document.body.dataset.busy, null, { timeout: 120_000 });
   const [c] = await classes(page);
   const n = parseInt(c.count, 10);
-  assert.equal(c.name, 'camera');
+  assert.equal(c.name, 'Class 1');
   assert.ok(n >= 3 && n <= 8, `${n} frames in 0.9 s at 5 frames/s`);
-  assert.equal(c.thumbs, n);
-  await page.getByRole('button', { name: 'Stop camera' }).click();
+  await page.waitForFunction((k) => document.querySelectorAll('#classes > li[data-class="Class 1"] .thumbs img[src^="blob:"]').length === k, n, { timeout: 30_000 });
+  await card.getByRole('button', { name: 'Close webcam' }).click();
+  assert.equal(await page.$$eval('video', (v) => v.length), 0, 'the camera is off');
+  // The second card's Upload adds to that class, whatever the loose-images field says.
+  await page.setInputFiles('#classes > li[data-class="Class 2"] input[type="file"]', [path.join(FIX, 'holdout/bag-0.png'), path.join(FIX, 'holdout/bag-1.png')]);
+  await page.waitForFunction(() => document.querySelector('#classes > li[data-class="Class 2"]')?.dataset.count === '2' && !document.body.dataset.busy, null, { timeout: 120_000 });
+  assert.deepEqual((await classes(page)).map((x) => [x.name, x.count]), [['Class 1', `${n} images`], ['Class 2', '2 images']]);
   assert.deepEqual(await page.evaluate(() => window.__csp), []);
   await context.close();
 });
@@ -385,7 +691,7 @@ test('every control can be reached with the keyboard', { timeout: 120_000 }, asy
     if (name) reached.add(name);
   }
   // Stop, Export model etc. are disabled (and so skipped) until there is something to act on.
-  for (const name of ['Choose images…', 'Choose a folder…', 'Camera', 'Epochs', 'Seed', 'Train', 'Choose an image to classify…', 'Export project', 'Import project', 'Export model', 'New empty project']) {
+  for (const name of ['Class name', 'Upload', 'Webcam for class Class 1', '+ Add a class', 'Choose images…', 'Choose a folder…', 'Train', 'Advanced settings', 'Choose an image to classify…', 'Live webcam', 'Export project', 'Import project', 'Export model', 'New empty project']) {
     assert.ok(reached.has(name), `Tab reaches "${name}" (reached: ${[...reached].join(' | ')})`);
   }
   await context.close();
@@ -405,7 +711,7 @@ test('WebGPU smoke run: the page embeds two images on WebGPU (SwiftShader)', { t
   assert.match(await page.$eval('#engine-status', (e) => e.textContent), /WebGPU/);
   await page.getByLabel(/go to class/).fill('gpu');
   await page.setInputFiles('#file-input', [path.join(FIX, 'holdout/bag-2.png'), path.join(FIX, 'holdout/trouser-2.png')]);
-  await page.waitForFunction(() => document.querySelectorAll('#classes > li').length === 1 && !document.body.dataset.busy, null, { timeout: 300_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 1 && !document.body.dataset.busy, null, { timeout: 300_000 });
   assert.deepEqual((await classes(page)).map((c) => [c.name, c.count]), [['gpu', '2 images']]);
   assert.match(await page.$eval('#progress-text', (e) => e.textContent), /^2 of 2 · [\d.]+ images\/s · WebGPU$/);
   await context.close();

@@ -236,3 +236,21 @@ fn writer_refuses_what_the_reader_refuses() {
     let bytes = p.to_bytes().expect("just under the limit saves");
     assert_eq!(Project::from_bytes(&bytes).expect("and loads").extra, p.extra);
 }
+
+#[test]
+fn a_renamed_class_renames_the_model_file_and_keeps_its_predictions() {
+    let e: Vec<f32> = (0..1280).map(|i| (i as f32 * 0.11).sin()).collect();
+    let mut m = model();
+    let before = m.classifier.top_k(&e, 3);
+    assert!(m.rename_class("pneumonia", "lung infection"));
+    let back = Model::from_bytes(&m.to_bytes()).expect("parses");
+    assert_eq!(back.classifier.classes, ["normal", "lung infection", "<img src=x onerror=alert(1)>"]);
+    let after = back.classifier.top_k(&e, 3);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.probability, b.probability);
+        assert_eq!(a.label, if b.label == "pneumonia" { "lung infection" } else { b.label.as_str() });
+    }
+    assert!(!m.rename_class("normal", "lung infection"), "renaming onto another output is a merge: retrain");
+    assert!(!m.rename_class("absent", "x"));
+    assert_eq!(m.classifier.classes, back.classifier.classes, "refused renames change nothing");
+}

@@ -87,7 +87,7 @@ fn warnings_for_small_and_imbalanced_classes() {
 #[test]
 fn transfer_warning_follows_the_binomial_test() {
     // 60 of 100 against a 50 % baseline: p ≈ 0.028 → evidence, no warning.
-    let m = |correct: usize| Metrics { n: 100, accuracy: correct as f64 / 100.0, majority_baseline: 0.5, per_class: vec![], confusion: vec![], binary: None };
+    let m = |correct: usize| Metrics { n: 100, accuracy: correct as f64 / 100.0, accuracy_interval: None, majority_baseline: 0.5, per_class: vec![], confusion: vec![], binary: None };
     assert!(transfer_warning(&m(60)).is_none());
     // 55 of 100: p ≈ 0.18 → no evidence.
     let w = transfer_warning(&m(55)).expect("warning");
@@ -145,4 +145,90 @@ fn softmax_is_total() {
     }
     assert_eq!(softmax(&[f32::INFINITY, 1.0, f32::INFINITY]), vec![0.5, 0.0, 0.5]);
     assert_eq!(softmax(&[f32::NAN, 0.0])[1], 1.0);
+}
+
+#[test]
+fn wilson_intervals_of_textbook_proportions() {
+    // Wilson (1927) score interval, z = 1.96; values from an independent Python computation.
+    let all = wilson(16, 16);
+    assert!((all.low - 0.806_392).abs() < 1e-6 && all.high == 1.0, "{all:?}");
+    let none = wilson(0, 10);
+    assert!(none.low == 0.0 && (none.high - 0.277_533).abs() < 1e-6, "{none:?}");
+    let seven = wilson(7, 10);
+    assert!((seven.low - 0.396_778).abs() < 1e-6 && (seven.high - 0.892_209).abs() < 1e-6, "{seven:?}");
+    assert_eq!(wilson(0, 0), Interval { low: 0.0, high: 1.0 });
+    // More images, narrower interval around the same proportion.
+    let (small, large) = (wilson(8, 10), wilson(800, 1000));
+    assert!(large.high - large.low < (small.high - small.low) / 5.0);
+}
+
+#[test]
+fn auc_interval_is_delong_and_never_claims_certainty() {
+    // DeLong's variance by its O(m·n) definition, computed independently in Python for these
+    // ten scores (with a tie across the classes): AUC 0.78, SE 0.157480.
+    let scores = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.65, 0.5, 0.5, 0.9];
+    let positive = [false, false, true, true, false, false, true, false, true, true];
+    let b = binary_metrics("p", &scores, &positive, 0.5);
+    assert!((b.auc - 0.78).abs() < 1e-12);
+    let ci = b.auc_interval.expect("interval");
+    assert!((ci.low - (0.78 - Z95 * 0.157_480_157)).abs() < 1e-6 && ci.high == 1.0, "{ci:?}");
+    // Perfect separation of 8 + 8 images: DeLong's variance is 0, so Newcombe's score interval
+    // is used; its lower bound (0.7556, independent bisection in Python) says 16 images prove
+    // little. With 50 + 50 the same perfect AUC is much better established.
+    let perfect = |n: usize| {
+        let scores: Vec<f64> = (0..2 * n).map(|i| i as f64 / (2 * n) as f64).collect();
+        let positive: Vec<bool> = (0..2 * n).map(|i| i >= n).collect();
+        auc_interval(&scores, &positive)
+    };
+    let eight = perfect(8);
+    assert!((eight.low - 0.755_647).abs() < 1e-5 && eight.high == 1.0, "{eight:?}");
+    assert!(perfect(50).low > 0.95);
+    assert_eq!(auc_interval(&[0.2, 0.8], &[true, true]), Interval { low: 0.0, high: 1.0 }, "one class only");
+}
+
+#[test]
+fn metrics_carry_intervals_and_operating_points_follow_the_roc() {
+    let scores = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.65, 0.5, 0.5, 0.9];
+    let labels: Vec<usize> = [0, 0, 1, 1, 0, 0, 1, 0, 1, 1].to_vec();
+    let probs: Vec<Vec<f32>> = scores.iter().map(|&s| vec![1.0 - s as f32, s as f32]).collect();
+    let m = evaluate(&names(2), &labels, &probs, 0.5);
+    let correct = (m.accuracy * 10.0).round() as usize;
+    assert_eq!(m.accuracy_interval, Some(wilson(correct, 10)));
+    let b = m.binary.as_ref().expect("two classes");
+    // At every threshold the ROC-based operating point equals counting the scores directly.
+    for t in [0.0, 0.05, 0.3, 0.5, 0.55, 0.66, 0.9, 0.95, 1.0] {
+        let op = m.operating_point_at(t).expect("two classes");
+        let positive: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
+        let scores64: Vec<f64> = probs.iter().map(|p| f64::from(p[1])).collect();
+        let (sens, spec) = operating_point(&scores64, &positive, t);
+        assert!((op.sensitivity - sens).abs() < 1e-12 && (op.specificity - spec).abs() < 1e-12, "t {t}: {op:?} vs {sens} {spec}");
+        assert_eq!(op.sensitivity_interval, wilson((sens * 5.0).round() as usize, 5));
+        assert_eq!(op.specificity_interval, wilson((spec * 5.0).round() as usize, 5));
+    }
+    let at_half = m.operating_point_at(0.5).expect("two classes");
+    assert_eq!(Some(at_half.sensitivity_interval), b.sensitivity_interval);
+    assert_eq!(Some(at_half.specificity_interval), b.specificity_interval);
+    let three = evaluate(&names(3), &[0, 1, 2], &onehot(&[0, 1, 2], 3), 0.5);
+    assert!(three.operating_point_at(0.5).is_none());
+}
+
+#[test]
+fn metrics_follow_a_rename_and_old_files_without_intervals_still_parse() {
+    let mut m = evaluate(&names(2), &[0, 1], &onehot(&[0, 1], 2), 0.5);
+    m.rename_class("c1", "pneumonia");
+    assert_eq!(m.per_class[1].name, "pneumonia");
+    assert_eq!(m.binary.as_ref().map(|b| b.positive.as_str()), Some("pneumonia"));
+    let mut json = serde_json::to_value(&m).expect("json");
+    json.as_object_mut().expect("object").remove("accuracyInterval");
+    json["binary"].as_object_mut().expect("object").remove("aucInterval");
+    let old: Metrics = serde_json::from_value(json).expect("metrics without intervals parse");
+    assert_eq!(old.accuracy_interval, None);
+}
+
+#[test]
+fn a_confident_disagreement_doubts_the_label() {
+    assert!(label_doubted(0, &[0.1, 0.9]));
+    assert!(!label_doubted(0, &[0.3, 0.7]), "not confident enough");
+    assert!(!label_doubted(1, &[0.1, 0.9]), "agrees");
+    assert!(label_doubted(2, &[0.85, 0.1, 0.05]));
 }

@@ -261,6 +261,20 @@ fn cli_train_eval_predict() {
     assert!(last["auc"].as_f64().expect("auc") > 0.95);
     assert!(last["per_class"]["sneaker"]["recall"].is_number());
     assert_eq!(last["confusion"].as_array().expect("confusion").len(), 2);
+    // 95 % intervals as [low, high] around each figure: Wilson for the proportions (they are
+    // the library's, so equal to what it computes from the same counts), DeLong for the AUC.
+    let ci = |key: &str| -> (f64, f64) {
+        let v = last[key].as_array().unwrap_or_else(|| panic!("{key} in {last}"));
+        (v[0].as_f64().expect("low"), v[1].as_f64().expect("high"))
+    };
+    let correct = (last["accuracy"].as_f64().expect("accuracy") * 48.0).round() as usize;
+    let acc = headtune::metrics::wilson(correct, 48);
+    assert_eq!(ci("accuracy_ci95"), (acc.low, acc.high));
+    for (key, value) in [("auc_ci95", "auc"), ("sensitivity_ci95", "sensitivity"), ("specificity_ci95", "specificity")] {
+        let (low, high) = ci(key);
+        let v = last[value].as_f64().expect("value");
+        assert!(low <= v && v <= high && high <= 1.0 && low < high, "{key} {low}..{high} around {v}");
+    }
 
     let img = dir.join("data/sneaker/0.png");
     let heat = dir.join("heat");
@@ -278,4 +292,38 @@ fn cli_train_eval_predict() {
     let out = Command::new(bin).args(["predict"]).arg(dir.join("bad.headtune")).arg(&img).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checksum"));
+}
+
+#[test]
+fn held_out_predictions_match_the_confusion_matrix_and_doubt_a_wrong_label() {
+    // Split: exactly the validation images, each counted in the confusion matrix cell of its
+    // label and arg-max.
+    let store = fashion_store();
+    let split = run(store, &TrainConfig { epochs: 10, seed: 1, ..TrainConfig::default() });
+    let m = split.report.metrics.as_ref().expect("metrics");
+    let held = &split.report.held_out;
+    assert_eq!(held.len(), m.n);
+    let mut confusion = vec![vec![0usize; 2]; 2];
+    for p in held {
+        let e = store.examples().iter().find(|e| e.id == p.id).expect("a stored example");
+        assert_eq!(p.label, e.class);
+        assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        confusion[p.label][headtune::metrics::argmax(&p.probabilities)] += 1;
+    }
+    assert_eq!(confusion, m.confusion);
+
+    // Cross-validation holds every image out once: a trouser filed under "sneaker" comes back
+    // doubted, and (nearly) nothing else does.
+    let mut wrong = store.clone();
+    let trouser = wrong.examples().iter().find(|e| wrong.class_names()[e.class] == "trouser").map(|e| e.id).expect("a trouser");
+    wrong.relabel(trouser, "sneaker").expect("relabel");
+    let cv = run(&wrong, &TrainConfig { epochs: 15, cross_validate: true, seed: 4, ..TrainConfig::default() });
+    assert_eq!(cv.report.validation, "kfold");
+    let ids: Vec<u64> = cv.report.held_out.iter().map(|p| p.id).collect();
+    let store_ids: Vec<u64> = wrong.examples().iter().map(|e| e.id).collect();
+    assert_eq!(ids, store_ids, "every example once, in store order");
+    let doubted: Vec<u64> = cv.report.held_out.iter().filter(|p| p.doubted).map(|p| p.id).collect();
+    println!("doubted: {doubted:?} (mislabelled: {trouser})");
+    assert!(doubted.contains(&trouser), "the mislabelled trouser is doubted: {doubted:?}");
+    assert!(doubted.len() <= 3, "few false alarms: {doubted:?}");
 }

@@ -6,6 +6,8 @@
 /** Files the page hands to the engine; anything else is listed as rejected without reading it. */
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|bmp|tiff?|ico|pnm|pbm|pgm|ppm|tga|avif|qoi)$/i;
 const SKIP = /^(\.|__MACOSX$|Thumbs\.db$|desktop\.ini$)/i;
+/** "img2" before "img10"; one collator, since localeCompare with options costs ~0.3 ms a call. */
+const byName = new Intl.Collator(undefined, { numeric: true }).compare;
 
 /** Is this file worth sending to the decoder? (The decoder still has the final word.) */
 export function looksLikeImage(file) {
@@ -34,7 +36,7 @@ function fileOf(entry) {
 /** Every file under a directory entry, depth-first, sorted by name for a stable order. */
 async function filesUnder(dir) {
   const entries = (await allEntries(dir)).filter((e) => !SKIP.test(e.name));
-  entries.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+  entries.sort((a, b) => byName(a.name, b.name));
   const files = [];
   for (const e of entries) {
     if (e.isFile) files.push(await fileOf(e));
@@ -79,7 +81,7 @@ export function groupsFromDrop(dataTransfer) {
       const files = children.filter((e) => e.isFile);
       if (subdirs.length) {
         // A dataset folder: one class per sub-folder; stray files at the top go to the chosen class.
-        subdirs.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+        subdirs.sort((a, b) => byName(a.name, b.name));
         for (const d of subdirs) add(d.name, await filesUnder(d));
         add(null, await Promise.all(files.map(fileOf)));
       } else {
@@ -107,7 +109,7 @@ export function groupsFromFolderInput(fileList) {
     groups.get(key).files.push(f);
   }
   for (const g of groups.values()) {
-    g.files.sort((a, b) => a.webkitRelativePath.localeCompare(b.webkitRelativePath, undefined, { numeric: true }));
+    g.files.sort((a, b) => byName(a.webkitRelativePath, b.webkitRelativePath));
   }
   return [...groups.values()].sort((a, b) => String(a.label).localeCompare(String(b.label)));
 }
@@ -122,26 +124,4 @@ export function filesFromPaste(event) {
     }
   }
   return out;
-}
-
-/** A small JPEG data URL of an image (cover-cropped square), or null if the browser can't read it. */
-export async function thumbnail(source, size = 72) {
-  let bitmap;
-  try {
-    bitmap = source instanceof Blob ? await createImageBitmap(source) : source;
-  } catch {
-    return null;
-  }
-  const w = bitmap.width;
-  const h = bitmap.height;
-  if (!w || !h) return null;
-  const side = Math.min(w, h);
-  const canvas = document.createElement('canvas');
-  canvas.width = size;
-  canvas.height = size;
-  const ctx = canvas.getContext('2d');
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(bitmap, (w - side) / 2, (h - side) / 2, side, side, 0, 0, size, size);
-  if (source instanceof Blob) bitmap.close?.();
-  return canvas.toDataURL('image/jpeg', 0.75);
 }

@@ -66,12 +66,14 @@ export interface AddImagesResult {
   added: number;
   /** Their example ids, in input order (for `removeExample`). */
   ids: number[];
+  /** For each id, the position in the input list of the image it was made from. */
+  indices: number[];
   /**
    * Images that could not be used: the reason in plain words (e.g. "the JPEG file is truncated:
-   * …"), the engine's error `code` (`Corrupt`, `UnsupportedFormat`, `TooLarge`, `MemoryLimit`, …)
-   * and, for damaged files, the decoder's own `detail`.
+   * …"), the engine's error `code` (`Corrupt`, `UnsupportedFormat`, `TooLarge`, `MemoryLimit`, …),
+   * for damaged files the decoder's own `detail`, and their position in the input list.
    */
-  rejected: { name: string; reason: string; code?: string; detail?: string }[];
+  rejected: { name: string; reason: string; index: number; code?: string; detail?: string }[];
 }
 
 export interface ClassInfo {
@@ -133,9 +135,28 @@ export interface ClassMetrics {
   f1: number;
 }
 
+/** A 95 % confidence interval. */
+export interface Interval {
+  low: number;
+  high: number;
+}
+
+/** Sensitivity and specificity at one decision threshold (two classes). */
+export interface OperatingPoint {
+  threshold: number;
+  sensitivity: number;
+  specificity: number;
+  /** 95 % Wilson interval. */
+  sensitivityInterval: Interval;
+  /** 95 % Wilson interval. */
+  specificityInterval: Interval;
+}
+
 export interface Metrics {
   n: number;
   accuracy: number;
+  /** 95 % Wilson interval of the accuracy (absent in models saved before intervals existed). */
+  accuracyInterval?: Interval;
   majorityBaseline: number;
   perClass: ClassMetrics[];
   /** `confusion[true][predicted]`. */
@@ -148,6 +169,12 @@ export interface Metrics {
     threshold: number;
     sensitivity: number;
     specificity: number;
+    /** 95 % interval of the AUC: DeLong, or Newcombe's score interval where DeLong's variance is 0. */
+    aucInterval?: Interval;
+    /** 95 % Wilson interval of `sensitivity`. */
+    sensitivityInterval?: Interval;
+    /** 95 % Wilson interval of `specificity`. */
+    specificityInterval?: Interval;
     youdenThreshold: number;
     youdenSensitivity: number;
     youdenSpecificity: number;
@@ -165,7 +192,20 @@ export interface TrainReport {
   classBalanced: boolean;
   trainExamples: number;
   trainRows: number;
+  /** Each held-out image's prediction by a head that did not train on it, in store order. */
+  heldOut: HeldOutPrediction[];
   [more: string]: unknown;
+}
+
+/** A held-out image as a head that did not see it predicted it. */
+export interface HeldOutPrediction {
+  /** Example id. */
+  id: number;
+  /** Index of its labelled class in `metrics.perClass`. */
+  label: number;
+  probabilities: number[];
+  /** The prediction confidently (≥ 0.8) disagrees with the label: check this image's label. */
+  doubted: boolean;
 }
 
 export interface Heatmap {
@@ -218,10 +258,17 @@ export declare class Tuner {
   readonly extra: unknown;
   examples(): Promise<ExampleInfo[]>;
   addImages(label: string, images: Iterable<ImageInput> | ArrayLike<ImageInput>, options?: AddImagesOptions): Promise<AddImagesResult>;
+  /** Augmentation of images added from now on. */
+  setAugment(augment: AugmentOptions): Promise<void>;
+  /** Sensitivity/specificity of the trained model at `threshold`, with 95 % intervals (two classes). */
+  operatingPoint(threshold: number): Promise<OperatingPoint | null>;
+  /** A plain rename also renames the trained model's label (no retraining needed). */
   renameClass(from: string, to: string): Promise<void>;
   /** Resolves to the number of examples removed. */
   removeClass(name: string): Promise<number>;
   removeExample(id: number): Promise<void>;
+  /** Move an example to another class (created if needed), e.g. to fix a wrong label. */
+  relabelExample(id: number, label: string): Promise<void>;
   train(options?: TrainOptions): Promise<TrainReport>;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
   /** The 1280-d backbone embedding of the image's evaluation view. */

@@ -253,7 +253,7 @@ export class Tuner {
     }
     const list = Array.from(images);
     const total = list.length;
-    const result = { added: 0, ids: [], rejected: [] };
+    const result = { added: 0, ids: [], indices: [], rejected: [] };
     onProgress?.({ status: 'initiate', total });
     for (let start = 0; start < total; start += CHUNK) {
       if (signal?.aborted) throw abortError(signal);
@@ -262,10 +262,10 @@ export class Tuner {
       for (let i = start; i < Math.min(total, start + CHUNK); i++) {
         try {
           const m = await toMessage(list[i], i);
-          items.push(m.item);
+          items.push({ ...m.item, index: i });
           transfer.push(...m.transfer);
         } catch (e) {
-          result.rejected.push({ name: nameOf(list[i], i), reason: e.message });
+          result.rejected.push({ name: nameOf(list[i], i), reason: e.message, index: i });
         }
       }
       const done = start;
@@ -276,10 +276,29 @@ export class Tuner {
       });
       result.added += out.ids.length;
       result.ids.push(...out.ids);
+      result.indices.push(...out.indices);
       result.rejected.push(...out.rejected);
     }
     onProgress?.({ status: 'done', total, added: result.added, rejected: result.rejected.length });
     return result;
+  }
+
+  /**
+   * Change how augmented views are drawn for images added from now on (images already added
+   * keep theirs). Invalid settings reject with the valid ranges.
+   */
+  async setAugment(augment) {
+    if (augment === null || typeof augment !== 'object') fail('tuner.setAugment: augment must be an object such as { views: 4 }');
+    return this.#channel.call('setAugment', { augment });
+  }
+
+  /**
+   * Sensitivity and specificity of the trained model's held-out predictions at `threshold`
+   * (two classes), with 95 % intervals; null without two-class metrics.
+   */
+  async operatingPoint(threshold) {
+    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) fail(`tuner.operatingPoint: threshold is ${JSON.stringify(threshold)}; use a number from 0 to 1`);
+    return this.#channel.call('operatingPoint', { threshold });
   }
 
   /** Rename a class; renaming onto an existing class merges the two. */
@@ -299,6 +318,13 @@ export class Tuner {
   async removeExample(id) {
     if (!Number.isInteger(id) || id < 0) fail(`tuner.removeExample: id is ${JSON.stringify(id)}; use an id from addImages`);
     return this.#channel.call('removeExample', { id });
+  }
+
+  /** Move one example (by the id addImages returned) to class `label`, created if needed. */
+  async relabelExample(id, label) {
+    if (!Number.isInteger(id) || id < 0) fail(`tuner.relabelExample: id is ${JSON.stringify(id)}; use an id from addImages`);
+    checkString('tuner.relabelExample', 'label', label);
+    return this.#channel.call('relabelExample', { id, label });
   }
 
   /**

@@ -184,6 +184,7 @@ const OPS = {
 
   async addImages({ label, items }, id) {
     const ids = [];
+    const indices = [];
     const rejected = [];
     for (let i = 0; i < items.length; i++) {
       await yieldToEvents();
@@ -191,21 +192,25 @@ const OPS = {
       const it = items[i];
       try {
         ids.push(await engine.addImage(label, it.name, it.bytes, it.width ?? 0, it.height ?? 0, it.rgba));
+        indices.push(it.index);
       } catch (err) {
         // Errors with a code are about this image (undecodable, too large…); anything else is
         // the engine failing and must not be passed off as a bad image.
         if (!err?.code || err.code === 'Backend') throw err;
-        rejected.push({ name: it.name, reason: err.message, code: err.code, ...(err.detail ? { detail: err.detail } : {}) });
+        rejected.push({ name: it.name, reason: err.message, index: it.index, code: err.code, ...(err.detail ? { detail: err.detail } : {}) });
       }
       self.postMessage({ id, type: 'progress', event: { done: i + 1, name: it.name } });
     }
-    return { ids, rejected };
+    return { ids, indices, rejected };
   },
 
   examples: () => engine.examples(),
+  setAugment: ({ augment }) => engine.setAugment(augment),
+  operatingPoint: ({ threshold }) => engine.operatingPoint(threshold),
   renameClass: ({ from, to }) => engine.renameClass(from, to),
   removeClass: ({ name }) => engine.removeClass(name),
   removeExample: ({ id }) => engine.removeExample(id),
+  relabelExample: ({ id, label }) => engine.relabelExample(id, label),
 
   async train({ config }, id) {
     const onEpoch = (stats) => self.postMessage({ id, type: 'epoch', stats });

@@ -352,12 +352,17 @@ pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, c
             .iter()
             .map(|c| (c.name.clone(), json!({ "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support })))
             .collect();
-        let mut out = json!({ "n": m.n, "accuracy": m.accuracy, "per_class": per_class, "confusion": m.confusion, "classes": classes });
+        // Intervals as [low, high], 95 %: Wilson for proportions, DeLong for the AUC.
+        let interval = |i: &Option<metrics::Interval>| i.map(|i| [i.low, i.high]);
+        let mut out = json!({ "n": m.n, "accuracy": m.accuracy, "accuracy_ci95": interval(&m.accuracy_interval), "per_class": per_class, "confusion": m.confusion, "classes": classes });
         if let Some(b) = &m.binary {
             out["auc"] = json!(b.auc);
+            out["auc_ci95"] = json!(interval(&b.auc_interval));
             out["threshold"] = json!(b.threshold);
             out["sensitivity"] = json!(b.sensitivity);
+            out["sensitivity_ci95"] = json!(interval(&b.sensitivity_interval));
             out["specificity"] = json!(b.specificity);
+            out["specificity_ci95"] = json!(interval(&b.specificity_interval));
             out["youden_threshold"] = json!(b.youden_threshold);
         }
         line(&out.to_string())?;

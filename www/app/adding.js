@@ -1,0 +1,174 @@
+// Adding images: drops, the folder and file pickers, pastes, class-card uploads and webcam frames
+// all end in `addGroups`, which sends them to the engine in chunks, shows progress, makes the
+// thumbnails while the engine embeds the next chunk, and lists what could not be used.
+
+import * as engine from './engine.js';
+import * as thumbs from './thumbs.js';
+import { scheduleSave } from './keep.js';
+import { byId, el, plural, renderError, dropTarget } from './dom.js';
+import { setError } from './state.js';
+import { groupsFromDrop, groupsFromFolderInput, filesFromPaste } from './files.js';
+
+/** Images per engine round trip: small enough for steady progress and a prompt Cancel. */
+const CHUNK = 32;
+
+let abort = null;
+
+/** The class loose images go to now (the target field; a fresh name if it is empty). */
+export function targetClass(state) {
+  const t = state.get().target.trim();
+  if (t) return t;
+  const name = nextClassName(state.get());
+  state.set({ target: name });
+  return name;
+}
+
+/** "Class N" for the smallest N not in use. */
+export function nextClassName(s) {
+  const names = new Set([...s.classes.map((c) => c.name), ...(s.pending ?? []).map((p) => p.name)]);
+  for (let i = 1; ; i++) if (!names.has(`Class ${i}`)) return `Class ${i}`;
+}
+
+/**
+ * Add `groups` ([{ label | null, files }], null = the target class) to the project. Runs one
+ * addition at a time; the engine's answer for each file (added with an id, or rejected with a
+ * reason) is matched to the file by its position, never by name. `fromFolder`: the groups come
+ * from a dropped or chosen folder, whose sub-folders make the untouched starter cards pointless.
+ */
+export async function addGroups(state, groups, { fromFolder = false } = {}) {
+  groups = groups.filter((g) => g.files.length);
+  if (!groups.length) return;
+  const busy = state.get().busy;
+  if (busy) {
+    setError(state, 'data', busy === 'training' ? 'Wait for training to finish (or press Stop) before adding images.' : 'Still busy with the previous images…');
+    return;
+  }
+  setError(state, 'data', '');
+  const tuner = engine.current();
+  const controller = new AbortController();
+  abort = controller;
+  const total = groups.reduce((n, g) => n + g.files.length, 0);
+  const started = performance.now();
+  const backend = tuner.backend === 'webgpu' ? 'WebGPU' : 'CPU';
+  const progress = (done, label = `Reading ${plural(total, 'image')}…`) => {
+    const secs = (performance.now() - started) / 1000;
+    const rate = done / Math.max(secs, 1e-3);
+    state.set({ adding: { label, done, total, text: `${done} of ${total} · ${done ? rate.toFixed(1) : '…'} images/s · ${backend}`, cancellable: true } });
+  };
+  state.set({ busy: 'adding', rejected: [] });
+  progress(0);
+  const rejected = [];
+  let done = 0;
+  let added = 0;
+  try {
+    const views = Number(state.get().settings?.views) || 0;
+    if (tuner.augment.views !== views) await tuner.setAugment({ ...tuner.augment, views });
+    if (fromFolder && groups.some((g) => g.label !== null)) state.set({ pending: state.get().pending.filter((p) => p.touched) });
+    for (const g of groups) {
+      const label = g.label ?? targetClass(state);
+      let thumbsOfPrevious = Promise.resolve();
+      for (let start = 0; start < g.files.length; start += CHUNK) {
+        const files = g.files.slice(start, start + CHUNK);
+        const base = done;
+        const answer = tuner.addImages(label, files, {
+          signal: controller.signal,
+          onProgress: (e) => e.status === 'progress' && progress(base + e.done),
+        });
+        // The engine embeds this chunk while the thumbnails of the previous one are drawn.
+        await thumbsOfPrevious;
+        const r = await answer;
+        thumbsOfPrevious = saveThumbnails(r, files);
+        thumbs.track(r.ids, thumbsOfPrevious);
+        const s = state.get();
+        const views = 1 + tuner.augment.views;
+        const fresh = r.ids.map((id, k) => ({ id, label, name: files[r.indices[k]].name || `image ${start + r.indices[k] + 1}`, views }));
+        state.set({
+          classes: tuner.classes,
+          examples: [...s.examples, ...fresh],
+          pending: s.pending.filter((p) => p.name !== label),
+        });
+        rejected.push(...r.rejected);
+        added += r.added;
+        done += files.length;
+        progress(done);
+      }
+      await thumbsOfPrevious;
+    }
+    progress(done, `Added ${plural(added, 'image')}${rejected.length ? `, ${rejected.length} could not be used` : ''}.`);
+  } catch (e) {
+    progress(done, e.name === 'AbortError' ? 'Cancelled. Images read so far were kept.' : `Stopped: ${e.message}`);
+    await engine.refresh(state).catch(() => {});
+  } finally {
+    abort = null;
+    state.set({ busy: null, adding: { ...state.get().adding, cancellable: false }, rejected });
+    scheduleSave(state);
+  }
+}
+
+/** Draw and store the thumbnails of the images the engine added (`r.indices` into `files`). */
+async function saveThumbnails(r, files) {
+  const made = await Promise.all(r.indices.map((i) => thumbs.make(files[i])));
+  const entries = [];
+  r.ids.forEach((id, k) => made[k] && entries.push([id, made[k]]));
+  await thumbs.saveMany(entries);
+}
+
+/** The data panel's drop zone, pickers, paste, progress and rejected list. */
+export function mount(root, state) {
+  const zone = byId('dropzone', root);
+  dropTarget(zone, (dt) => groupsFromDrop(dt).then((groups) => addGroups(state, groups, { fromFolder: true })));
+  // Dropping a file anywhere else must not navigate away from the project.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+
+  byId('file-input', root).addEventListener('change', (e) => {
+    addGroups(state, [{ label: null, files: [...e.target.files] }]);
+    e.target.value = '';
+  });
+  byId('folder-input', root).addEventListener('change', (e) => {
+    addGroups(state, groupsFromFolderInput(e.target.files), { fromFolder: true });
+    e.target.value = '';
+  });
+  document.addEventListener('paste', (e) => {
+    const files = filesFromPaste(e);
+    // Pastes while the Predict panel has focus are classified instead (prediction.js).
+    if (!files.length || document.getElementById('predict').contains(document.activeElement)) return;
+    e.preventDefault();
+    addGroups(state, [{ label: null, files }]);
+  });
+  byId('progress-cancel', root).addEventListener('click', () => abort?.abort());
+  byId('rejected-clear', root).addEventListener('click', () => state.set({ rejected: [] }));
+
+  const target = byId('target-class', root);
+  target.addEventListener('change', () => state.set({ target: target.value }));
+  target.addEventListener('input', () => state.set({ target: target.value }));
+
+  // Progress arrives once per image: touch only what changed.
+  const render = (s, changed) => {
+    const all = !changed;
+    if (all || changed.has('target') || changed.has('classes')) {
+      if (target.value !== s.target && document.activeElement !== target) target.value = s.target;
+      target.placeholder = nextClassName(s);
+    }
+    if (all || changed.has('classes')) byId('class-names', root).replaceChildren(...s.classes.map((c) => el('option', { value: c.name })));
+    if (all || changed.has('adding')) renderProgress(s.adding);
+    if (all || changed.has('rejected')) {
+      byId('rejected-list', root).replaceChildren(...s.rejected.map((r) => el('li', {}, el('strong', {}, r.name), ` — ${r.reason}`)));
+      byId('rejected', root).hidden = !s.rejected.length;
+    }
+    if (all || changed.has('errors')) renderError(byId('data-error', root), s.errors.data);
+  };
+  const renderProgress = (a) => {
+    byId('progress', root).hidden = !a;
+    if (a) {
+      byId('progress-label', root).textContent = a.label;
+      const bar = byId('progress-bar', root);
+      bar.max = Math.max(1, a.total);
+      bar.value = a.done;
+      byId('progress-text', root).textContent = a.text;
+      byId('progress-cancel', root).hidden = !a.cancellable;
+    }
+  };
+  state.subscribe(['target', 'classes', 'adding', 'rejected', 'errors'], render);
+  render(state.get());
+}
