@@ -238,6 +238,9 @@ describe('headtune in the browser', () => {
     });
     assert.equal(out.r.added, 2);
     assert.equal(out.r.ids.length, 2);
+    // Which input each id and each rejection came from, by position.
+    assert.deepEqual(out.r.indices, [0, 3]);
+    assert.deepEqual(Object.fromEntries(out.r.rejected.map((x) => [x.name, x.index])), { 'truncated.png': 1, 'notes.txt': 2, 'empty.jpg': 4, 'image 6': 5 });
     const reasons = Object.fromEntries(out.r.rejected.map((x) => [x.name, x.reason]));
     assert.deepEqual(Object.keys(reasons).sort(), ['empty.jpg', 'image 6', 'notes.txt', 'truncated.png']);
     assert.match(reasons['truncated.png'], /^the PNG file is truncated/);
@@ -471,6 +474,47 @@ describe('headtune in the browser', () => {
     const foreign = page.requests.filter((r) => !r.startsWith(`GET ${server.url}/`));
     assert.deepEqual(foreign, []);
     console.log(`  ${page.requests.length} requests, all GET ${server.url}/…`);
+  });
+
+  it('augmentation changes in place; the operating point comes with intervals; relabel and rename reach the model', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { fx } = window;
+      const tuner = window.keep.cpu;
+      const before = tuner.augment;
+      await tuner.setAugment({ ...before, views: 1 });
+      const r = await tuner.addImages('extra', await fx.crops('chelsea.png', 1));
+      const views = (await tuner.examples()).find((e) => e.id === r.ids[0]).views;
+      await tuner.setAugment(before);
+      let bad;
+      try {
+        await tuner.setAugment({ views: 99 });
+      } catch (e) {
+        bad = e.message;
+      }
+      const point = await tuner.operatingPoint(0.5);
+      await tuner.relabelExample(r.ids[0], 'cat');
+      const moved = tuner.classes;
+      await tuner.removeExample(r.ids[0]);
+      await tuner.removeClass('extra');
+      await tuner.renameClass('coffee', 'cup');
+      const renamed = (await tuner.predict(await fx.fixture('coffee.png')))[0].label;
+      const clf = await window.headtune.Classifier.load(await tuner.exportModel(), { backend: 'cpu' });
+      const labels = clf.labels;
+      clf.dispose();
+      await tuner.renameClass('cup', 'coffee');
+      return { views, augment: tuner.augment, before, bad, point, moved, renamed, labels };
+    });
+    assert.equal(out.views, 2, 'the evaluation view and one augmented view');
+    assert.deepEqual(out.augment, out.before);
+    assert.match(out.bad, /views is 99; use 0 to 32/);
+    const p = out.point;
+    assert.equal(p.threshold, 0.5);
+    for (const [v, i] of [[p.sensitivity, p.sensitivityInterval], [p.specificity, p.specificityInterval]]) {
+      assert.ok(i.low <= v && v <= i.high && i.low >= 0 && i.high <= 1, JSON.stringify(p));
+    }
+    assert.deepEqual(out.moved, [{ name: 'cat', count: 5 }, { name: 'coffee', count: 4 }, { name: 'extra', count: 0 }]);
+    assert.equal(out.renamed, 'cup', 'the trained model follows a rename');
+    assert.deepEqual(out.labels, ['cat', 'cup']);
   });
 
   it('classes can be renamed, merged and removed', { timeout: 60_000 }, async () => {

@@ -537,6 +537,10 @@ test('cross-validation finds a mislabelled image; it is moved to its class in pl
   await page.waitForFunction(() => document.querySelector('#classes > li[data-class="trouser"]')?.dataset.count === '13');
   await page.waitForFunction(() => /moved to “trouser”/.test(document.querySelector('#review-list').textContent));
   assert.equal(await page.$eval('body', (b) => b.dataset.model), 'stale');
+  // Or take it out of the project altogether.
+  await item.getByRole('button', { name: 'Remove zz-actually-a-trouser.png' }).click();
+  await page.waitForFunction(() => document.querySelector('#classes > li[data-class="trouser"]')?.dataset.count === '12');
+  await page.waitForFunction(() => /\(removed; train again\)/.test(document.querySelector('#review-list').textContent));
   assert.deepEqual(await page.evaluate(() => window.__csp), []);
   await context.close();
 });
