@@ -50,7 +50,8 @@ out = {
     "RUSTFLAGS_WASM": " ".join(b.get("rustflags", [])),
     "WASM_OPT_ON": "1" if enabled else "0",
     "WASM_OPT_FLAGS": " ".join(opt.get("flags", ["-O"])),
-    "WEIGHTS": t.get("assets", {}).get("weights", ""),
+    # One file or a list of files (no spaces in their paths).
+    "WEIGHTS": " ".join(w if isinstance(w := t.get("assets", {}).get("weights", []), list) else [w]),
     "BINDGEN_VERSION": ver,
 }
 for k, v in out.items():
@@ -126,15 +127,17 @@ else
   echo "== wasm-opt skipped (--dev or disabled in wasm-pack.toml) =="
 fi
 
-if [ -n "$WEIGHTS" ]; then
-  cp "$WEIGHTS" "$OUT_DIR/$(basename "$WEIGHTS")"
-  chmod 644 "$OUT_DIR/$(basename "$WEIGHTS")"
-fi
+COPIED=()
+for w in $WEIGHTS; do
+  cp "$w" "$OUT_DIR/$(basename "$w")"
+  chmod 644 "$OUT_DIR/$(basename "$w")"
+  COPIED+=("$OUT_DIR/$(basename "$w")")
+done
 # Not an npm package of its own: the package is www/ (see www/package.json).
 rm -f "$OUT_DIR/package.json" "$OUT_DIR/.gitignore"
 
 step "sizes"
-for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" ${WEIGHTS:+"$OUT_DIR/$(basename "$WEIGHTS")"}; do
+for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" "${COPIED[@]}"; do
   raw=$(stat -c %s "$f")
   gz=$(gzip -9 -c "$f" | wc -c)
   printf '   %-40s %10s bytes raw  %10s bytes gzip\n' "${f#"$ROOT"/}" "$raw" "$gz"

@@ -1,10 +1,11 @@
-//! The frozen feature extractor: EfficientNet-Lite0 on burn, loaded from headtune's compact
+//! The frozen feature extractor: EfficientNet-Lite0/1/2 on burn, loaded from headtune's compact
 //! safetensors weights (see `models/README.md` for the format and `BACKBONE.md` for the facts).
 //!
 //! BatchNorm is folded into the convolutions at conversion time, so every layer here is a
 //! convolution with bias. Padding is TensorFlow "SAME" — burn's [`PaddingConfig2d::Same`]
 //! computes exactly TF's asymmetric split (before = total / 2, after = the rest) for the
-//! actual input size; symmetric padding would move the embedding by up to 1.6.
+//! actual input size; symmetric padding would move the embedding by up to 1.6. The network runs
+//! at any input size: the input side is read from the inputs themselves.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
@@ -13,23 +14,121 @@ use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor, TensorData};
 use half::f16;
 use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Embedding width: channels of the head conv, i.e. what the classifier head trains on.
-pub const EMBED_DIM: usize = 1280;
-/// Number of ImageNet classes of the bundled classifier.
+/// Number of ImageNet classes of the bundled classifiers.
 pub const IMAGENET_CLASSES: usize = 1000;
-/// Side of the last feature map at 224×224 input.
-pub const MAP_SIZE: usize = 7;
-/// Identifier written into model files so a head is only ever used with its own backbone.
-pub const BACKBONE_ID: &str = "efficientnet-lite0/imagenet/tf-same/v1";
-/// Format tag the converter writes into the safetensors metadata.
-const WEIGHTS_FORMAT: &str = "headtune-efficientnet-lite0/1";
+/// Format tag of Lite0 files written before the architecture went into the metadata; such a
+/// file means [`Arch::lite0`].
+const WEIGHTS_FORMAT_V1: &str = "headtune-efficientnet-lite0/1";
+/// Format tag the converter writes now: the architecture is in the `arch` metadata entry.
+const WEIGHTS_FORMAT: &str = "headtune-efficientnet-lite/2";
+
+/// The backbones headtune knows: their names on the command line and in the JS API, and the
+/// architecture each one's weights must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackboneKind {
+    /// EfficientNet-Lite0, 224 px, 4.65 M parameters: the default, the fastest.
+    Lite0,
+    /// EfficientNet-Lite1, 240 px, 5.42 M parameters.
+    Lite1,
+    /// EfficientNet-Lite2, 260 px, 6.09 M parameters.
+    Lite2,
+}
+
+impl BackboneKind {
+    /// Every known backbone, smallest first.
+    pub const ALL: [Self; 3] = [Self::Lite0, Self::Lite1, Self::Lite2];
+
+    /// Short name (`"lite0"`): what `--backbone` and `backbone:` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lite0 => "lite0",
+            Self::Lite1 => "lite1",
+            Self::Lite2 => "lite2",
+        }
+    }
+
+    /// The identifier written into weights, model and project files.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Lite0 => "efficientnet-lite0/imagenet/tf-same/v1",
+            Self::Lite1 => "efficientnet-lite1/imagenet/tf-same/v1",
+            Self::Lite2 => "efficientnet-lite2/imagenet/tf-same/v1",
+        }
+    }
+
+    /// File name of the compact weights in `models/` (and next to the browser package).
+    pub fn weights_file(self) -> &'static str {
+        match self {
+            Self::Lite0 => "efficientnet_lite0.safetensors",
+            Self::Lite1 => "efficientnet_lite1.safetensors",
+            Self::Lite2 => "efficientnet_lite2.safetensors",
+        }
+    }
+
+    /// The architecture its weights must have.
+    pub fn arch(self) -> Arch {
+        match self {
+            Self::Lite0 => Arch::lite0(),
+            Self::Lite1 => Arch::lite1(),
+            Self::Lite2 => Arch::lite2(),
+        }
+    }
+
+    /// The backbone with this short name or full identifier.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the known backbones.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s || k.id() == s).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "backbone is {:?}; use {}",
+                truncate(s, 60),
+                Self::ALL.map(|k| format!("\"{}\"", k.name())).join(", ")
+            ))
+        })
+    }
+
+    /// The compact weights compiled into native builds.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn bundled_weights(self) -> &'static [u8] {
+        match self {
+            Self::Lite0 => BUNDLED_WEIGHTS,
+            Self::Lite1 => include_bytes!("../../models/efficientnet_lite1.safetensors"),
+            Self::Lite2 => include_bytes!("../../models/efficientnet_lite2.safetensors"),
+        }
+    }
+}
+
+impl std::str::FromStr for BackboneKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl std::fmt::Display for BackboneKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// At most `n` characters of `s` (untrusted strings are never echoed whole).
+pub(crate) fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
 
 /// One stage of inverted-residual blocks: `repeats` blocks, the first with `stride` and
 /// `cin → cout`, the rest stride 1 and `cout → cout`. No squeeze-excite in the Lite family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stage {
     /// Blocks in the stage.
     pub repeats: usize,
@@ -70,8 +169,10 @@ pub struct BlockSpec {
 
 /// The shape of an EfficientNet-Lite network: everything the forward pass needs apart from the
 /// weights. Both the burn model and any other implementation of the forward pass are built from
-/// it, so they cannot disagree about the architecture.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// it, so they cannot disagree about the architecture. The converter writes it into the weights
+/// file's metadata (camelCase JSON), read back by [`NetWeights::from_safetensors`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Arch {
     /// Identifier written into model files so a head is only ever used with its own backbone.
     pub id: String,
@@ -90,23 +191,69 @@ pub struct Arch {
 impl Arch {
     /// EfficientNet-Lite0 (BACKBONE.md): 224 px, 16 blocks, 4.65 M parameters.
     pub fn lite0() -> Self {
-        let stage = |repeats, kernel, stride, expand, cin, cout| Stage { repeats, kernel, stride, expand, cin, cout };
-        Self {
-            id: BACKBONE_ID.into(),
-            input_size: 224,
-            stem: 32,
-            stages: vec![
-                stage(1, 3, 1, 1, 32, 16),
-                stage(2, 3, 2, 6, 16, 24),
-                stage(2, 5, 2, 6, 24, 40),
-                stage(3, 3, 2, 6, 40, 80),
-                stage(3, 5, 1, 6, 80, 112),
-                stage(4, 5, 2, 6, 112, 192),
-                stage(1, 3, 1, 6, 192, 320),
-            ],
-            head: EMBED_DIM,
-            classes: IMAGENET_CLASSES,
+        Self::lite(BackboneKind::Lite0, 224, [1, 2, 2, 3, 3, 4, 1], [16, 24, 40, 80, 112, 192, 320])
+    }
+
+    /// EfficientNet-Lite1: 240 px, 21 blocks, 5.42 M parameters.
+    pub fn lite1() -> Self {
+        Self::lite(BackboneKind::Lite1, 240, [1, 3, 3, 4, 4, 5, 1], [16, 24, 40, 80, 112, 192, 320])
+    }
+
+    /// EfficientNet-Lite2: 260 px, 21 blocks, 6.09 M parameters.
+    pub fn lite2() -> Self {
+        Self::lite(BackboneKind::Lite2, 260, [1, 3, 3, 4, 4, 5, 1], [16, 24, 48, 88, 120, 208, 352])
+    }
+
+    /// The Lite family: stem 32 and head 1280 whatever the scale, kernels 3 3 5 3 5 5 3, strides
+    /// 1 2 2 2 1 2 1, expansion 6 except in the first stage. Only repeats and widths differ.
+    fn lite(kind: BackboneKind, input_size: usize, repeats: [usize; 7], widths: [usize; 7]) -> Self {
+        const KERNELS: [usize; 7] = [3, 3, 5, 3, 5, 5, 3];
+        const STRIDES: [usize; 7] = [1, 2, 2, 2, 1, 2, 1];
+        let stem = 32;
+        let stages = (0..7)
+            .map(|i| Stage {
+                repeats: repeats[i],
+                kernel: KERNELS[i],
+                stride: STRIDES[i],
+                expand: if i == 0 { 1 } else { 6 },
+                cin: if i == 0 { stem } else { widths[i - 1] },
+                cout: widths[i],
+            })
+            .collect();
+        Self { id: kind.id().into(), input_size, stem, stages, head: 1280, classes: IMAGENET_CLASSES }
+    }
+
+    /// Check that the description is a network this code can run (a weights file is untrusted
+    /// input: the page may be handed any file).
+    ///
+    /// # Errors
+    /// [`Error::Weights`] naming the inconsistency.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Weights(format!("architecture in the metadata: {m}")));
+        let plausible = |v: usize| (1..=4096).contains(&v);
+        if self.stages.is_empty() || self.stages.len() > 16 {
+            return bad(format!("{} stages", self.stages.len()));
         }
+        if !plausible(self.stem) || !plausible(self.head) || !plausible(self.classes) || !(32..=1024).contains(&self.input_size) {
+            return bad("stem, head, classes or input size out of range".into());
+        }
+        let mut width = self.stem;
+        for (i, s) in self.stages.iter().enumerate() {
+            if s.cin != width || !plausible(s.cout) || !(1..=16).contains(&s.repeats) || !matches!(s.kernel, 1 | 3 | 5 | 7)
+                || !matches!(s.stride, 1 | 2) || !(1..=8).contains(&s.expand)
+            {
+                return bad(format!("stage {i} is inconsistent ({s:?})"));
+            }
+            width = s.cout;
+        }
+        Ok(())
+    }
+
+    /// Side of the head conv's feature map for an input of side `input` (every stride-2 layer
+    /// halves it, rounding up, as TF "SAME" does): 7 at 224, 8 at 240, 9 at 260.
+    pub fn map_size(&self, input: usize) -> usize {
+        let halvings = 1 + self.stages.iter().filter(|s| s.stride == 2).count();
+        (0..halvings).fold(input, |n, _| n.div_ceil(2))
     }
 
     /// Every block in forward order.
@@ -195,16 +342,33 @@ impl NetWeights {
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let (_, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
-        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned());
-        if format.as_deref() != Some(WEIGHTS_FORMAT) {
-            return Err(Error::Weights(format!(
-                "expected format {WEIGHTS_FORMAT:?}, found {format:?}; regenerate with models/convert.py"
-            )));
-        }
+        let entry = |key: &str| meta.metadata().as_ref().and_then(|m| m.get(key).cloned());
+        let arch = match entry("format").as_deref() {
+            Some(WEIGHTS_FORMAT_V1) => Arch::lite0(),
+            Some(WEIGHTS_FORMAT) => {
+                let json = entry("arch").ok_or_else(|| Error::Weights("the metadata has no \"arch\" entry; regenerate with models/convert.py".into()))?;
+                let arch: Arch = serde_json::from_str(&json)
+                    .map_err(|e| Error::Weights(format!("the metadata's architecture is malformed: {e}")))?;
+                arch.validate()?;
+                // A file naming a backbone headtune knows must have exactly that network:
+                // embedding widths and files made with it depend on it.
+                if let Some(kind) = BackboneKind::ALL.into_iter().find(|k| k.id() == arch.id) {
+                    if kind.arch() != arch {
+                        return Err(Error::Weights(format!("the file claims to be {} but describes another network", kind.name())));
+                    }
+                }
+                arch
+            }
+            other => {
+                return Err(Error::Weights(format!(
+                    "expected format {WEIGHTS_FORMAT:?}, found {:?}; regenerate with models/convert.py",
+                    other.map(|f| truncate(f, 60))
+                )))
+            }
+        };
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
         let loader = Loader { st: &st };
-        let arch = Arch::lite0();
         let stem = loader.conv("stem", 3, arch.stem, 3, 2, 1)?;
         let blocks = arch
             .blocks()
@@ -254,25 +418,43 @@ impl MbConv {
     }
 }
 
-/// EfficientNet-Lite0 with its ImageNet classifier.
+/// An EfficientNet-Lite network with its ImageNet classifier.
 #[derive(Module, Debug)]
-pub struct EfficientNetLite0 {
+pub struct EfficientNetLite {
     stem: Conv2d,
     blocks: Vec<MbConv>,
     head: Conv2d,
     fc: Linear,
+    /// Index of each stage's last block, where the stage taps are read.
+    #[module(skip)]
+    stage_ends: Vec<usize>,
+}
+
+/// Pooled outputs a forward pass computes besides the head conv's average, only when asked:
+/// what multi-scale features are made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Taps {
+    /// Max over positions of the head conv's output, per channel.
+    pub head_max: bool,
+    /// Average and max over positions of every stage's output (its last block's), per channel.
+    pub stages: bool,
 }
 
 /// What one forward pass returns.
 #[derive(Debug, Clone)]
 pub struct Features {
-    /// Global-average-pooled embedding. `[N, 1280]`
+    /// Global-average-pooled head conv output: the plain embedding. `[N, head]`
     pub pooled: Tensor<2>,
-    /// Final feature map (after the head conv and ReLU6), kept for heatmaps. `[N, 1280, 7, 7]`
+    /// Final feature map (after the head conv and ReLU6), kept for heatmaps. `[N, head, m, m]`
+    /// with `m` = [`Arch::map_size`] of the input side (7 at 224).
     pub map: Tensor<4>,
+    /// Max-pooled head conv output, if [`Taps::head_max`]. `[N, head]`
+    pub head_max: Option<Tensor<2>>,
+    /// Per stage, its average- and max-pooled output, if [`Taps::stages`]. `[N, cout]` each
+    pub stages: Vec<(Tensor<2>, Tensor<2>)>,
 }
 
-impl EfficientNetLite0 {
+impl EfficientNetLite {
     /// Build the burn module from plain weights on `device`.
     pub fn from_weights(w: &NetWeights, device: &Device) -> Self {
         let specs = w.arch.blocks();
@@ -286,6 +468,9 @@ impl EfficientNetLite0 {
                 residual: spec.residual,
             })
             .collect();
+        let stage_ends = (0..w.arch.stages.len())
+            .filter_map(|stage| specs.iter().rposition(|b| b.stage == stage))
+            .collect();
         // The file stores PyTorch's `[out, in]`; burn's Linear wants `[in, out]`.
         let (d_out, d_in) = (w.arch.classes, w.arch.head);
         let mut t = vec![0f32; w.fc_weight.len()];
@@ -298,7 +483,7 @@ impl EfficientNetLite0 {
             weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [d_in, d_out]), device)),
             bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(w.fc_bias.clone(), [d_out]), device))),
         };
-        Self { stem: conv(&w.stem, device), blocks, head: conv(&w.head, device), fc }
+        Self { stem: conv(&w.stem, device), blocks, head: conv(&w.head, device), fc, stage_ends }
     }
 
     /// Build the network from safetensors bytes (see [`NetWeights::from_safetensors`]).
@@ -309,19 +494,29 @@ impl EfficientNetLite0 {
         Ok(Self::from_weights(&NetWeights::from_safetensors(bytes)?, device))
     }
 
-    /// Run the frozen network up to the pooled embedding.
+    /// Run the frozen network up to the pooled embedding, with the taps asked for.
     ///
     /// # Shapes
-    /// `[N, 3, 224, 224]` (values `(v − 127) / 128`) → pooled `[N, 1280]`, map `[N, 1280, 7, 7]`
-    pub fn features(&self, x: Tensor<4>) -> Features {
+    /// `[N, 3, S, S]` (values `(v − 127) / 128`, any side S) → pooled `[N, 1280]`, map
+    /// `[N, 1280, m, m]` (m = 7 at S = 224)
+    pub fn features(&self, x: Tensor<4>, taps: Taps) -> Features {
+        let pool = |t: Tensor<4>| {
+            let [n, c, _, _] = t.dims();
+            (t.clone().mean_dim(2).mean_dim(3).reshape([n, c]), t.max_dim(2).max_dim(3).reshape([n, c]))
+        };
         let mut x = relu6(self.stem.forward(x));
-        for block in &self.blocks {
+        let mut stages = Vec::new();
+        for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
+            if taps.stages && self.stage_ends.contains(&i) {
+                stages.push(pool(x.clone()));
+            }
         }
         let map = relu6(self.head.forward(x));
         let [n, c, _, _] = map.dims();
         let pooled = map.clone().mean_dim(2).mean_dim(3).reshape([n, c]);
-        Features { pooled, map }
+        let head_max = taps.head_max.then(|| map.clone().max_dim(2).max_dim(3).reshape([n, c]));
+        Features { pooled, map, head_max, stages }
     }
 
     /// ImageNet logits from pooled embeddings.
@@ -416,7 +611,7 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The compact weights shipped in `models/`, compiled into native builds. The wasm build does
+/// The compact Lite0 weights shipped in `models/`, compiled into native builds. The wasm build does
 /// not embed them: the page fetches them once as a separate, cacheable asset.
 #[cfg(not(target_family = "wasm"))]
 pub const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet_lite0.safetensors");
@@ -424,28 +619,49 @@ pub const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet_lit
 /// A loaded, frozen backbone on one device, with host-side helpers.
 #[derive(Debug)]
 pub struct Backbone {
-    model: EfficientNetLite0,
+    model: EfficientNetLite,
+    arch: Arch,
     device: Device,
+}
+
+/// One input's pooled outputs on the host (see [`Taps`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pooled {
+    /// Average of the head conv's output: the plain embedding.
+    pub avg: Vec<f32>,
+    /// Max of the head conv's output (empty unless [`Taps::head_max`]).
+    pub max: Vec<f32>,
+    /// Per stage, average and max of its output (empty unless [`Taps::stages`]).
+    pub stages: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Backbone {
     /// Load weights onto `device`.
     ///
     /// # Errors
-    /// As [`EfficientNetLite0::from_safetensors`].
+    /// As [`EfficientNetLite::from_safetensors`].
     pub fn load(weights: &[u8], device: Device) -> Result<Self> {
         let weights = NetWeights::from_safetensors(weights)?;
-        let model = EfficientNetLite0::from_weights(&weights, &device);
-        Ok(Self { model, device })
+        let model = EfficientNetLite::from_weights(&weights, &device);
+        Ok(Self { model, arch: weights.arch, device })
     }
 
-    /// Load the weights bundled with the native binary onto the CPU backend.
+    /// Load the Lite0 weights bundled with the native binary onto the CPU backend.
     ///
     /// # Errors
-    /// As [`EfficientNetLite0::from_safetensors`] (only if the bundled file is broken).
+    /// As [`EfficientNetLite::from_safetensors`] (only if the bundled file is broken).
     #[cfg(not(target_family = "wasm"))]
     pub fn bundled_cpu() -> Result<Self> {
-        Self::load(BUNDLED_WEIGHTS, Device::flex())
+        Self::bundled_cpu_kind(BackboneKind::Lite0)
+    }
+
+    /// Load one of the backbones bundled with the native binary onto the CPU backend.
+    ///
+    /// # Errors
+    /// As [`EfficientNetLite::from_safetensors`] (only if the bundled file is broken).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn bundled_cpu_kind(kind: BackboneKind) -> Result<Self> {
+        Self::load(kind.bundled_weights(), Device::flex())
     }
 
     /// The device the network runs on.
@@ -453,32 +669,36 @@ impl Backbone {
         &self.device
     }
 
+    /// The architecture of the loaded weights.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
     /// The burn module, for callers that work with tensors directly.
-    pub fn model(&self) -> &EfficientNetLite0 {
+    pub fn model(&self) -> &EfficientNetLite {
         &self.model
     }
 
-    /// Stack preprocessed inputs (each [`crate::preprocess::INPUT_LEN`] values) into a batch.
+    /// Stack preprocessed inputs (each `3 × S × S` values, the same S for all) into a batch.
     ///
     /// # Errors
-    /// [`Error::Tensor`] when an input has the wrong length.
+    /// [`Error::Tensor`] when an input is not a square RGB image of the first one's size.
     pub fn batch(&self, inputs: &[&[f32]]) -> Result<Tensor<4>> {
-        use crate::preprocess::{INPUT_LEN, INPUT_SIZE};
-        let mut flat = Vec::with_capacity(inputs.len() * INPUT_LEN);
+        let len = inputs.first().map_or(0, |x| x.len());
+        let side = input_side(len).ok_or_else(|| {
+            Error::Tensor(format!("input 0 has {len} values; expected 3×S×S for an input side S of 32 to 1024"))
+        })?;
+        let mut flat = Vec::with_capacity(inputs.len() * len);
         for (i, x) in inputs.iter().enumerate() {
-            if x.len() != INPUT_LEN {
-                return Err(Error::Tensor(format!(
-                    "input {i} has {} values; expected 3×224×224 = {INPUT_LEN}",
-                    x.len()
-                )));
+            if x.len() != len {
+                return Err(Error::Tensor(format!("input {i} has {} values; expected 3×{side}×{side} = {len} like input 0", x.len())));
             }
             flat.extend_from_slice(x);
         }
-        let shape = [inputs.len(), 3, INPUT_SIZE, INPUT_SIZE];
-        Ok(Tensor::from_data(TensorData::new(flat, shape), &self.device))
+        Ok(Tensor::from_data(TensorData::new(flat, [inputs.len(), 3, side, side]), &self.device))
     }
 
-    /// Pooled embeddings, one 1280-vector per input.
+    /// Pooled embeddings (the head conv's average), one `head`-vector per input.
     ///
     /// # Errors
     /// [`Error::Tensor`] for a malformed input, [`Error::Backend`] if reading back fails.
@@ -486,17 +706,64 @@ impl Backbone {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let feats = self.model.features(self.batch(inputs)?);
-        Ok(read(feats.pooled).await?.chunks(EMBED_DIM).map(<[f32]>::to_vec).collect())
+        let feats = self.model.features(self.batch(inputs)?, Taps::default());
+        Ok(read(feats.pooled).await?.chunks(self.arch.head).map(<[f32]>::to_vec).collect())
     }
 
-    /// Pooled embedding and the final `1280×7×7` feature map (channel-major) of one input.
+    /// The pooled outputs asked for by `taps`, per input.
+    ///
+    /// # Errors
+    /// As [`Self::embed`].
+    pub async fn pooled(&self, inputs: &[&[f32]], taps: Taps) -> Result<Vec<Pooled>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let feats = self.model.features(self.batch(inputs)?, taps);
+        let rows = |v: Vec<f32>, width: usize| v.chunks(width.max(1)).map(<[f32]>::to_vec).collect::<Vec<_>>();
+        let mut out: Vec<Pooled> = rows(read(feats.pooled).await?, self.arch.head)
+            .into_iter()
+            .map(|avg| Pooled { avg, ..Pooled::default() })
+            .collect();
+        if let Some(max) = feats.head_max {
+            for (p, m) in out.iter_mut().zip(rows(read(max).await?, self.arch.head)) {
+                p.max = m;
+            }
+        }
+        for ((avg, max), stage) in feats.stages.into_iter().zip(&self.arch.stages) {
+            let avg = rows(read(avg).await?, stage.cout);
+            let max = rows(read(max).await?, stage.cout);
+            for (p, pair) in out.iter_mut().zip(avg.into_iter().zip(max)) {
+                p.stages.push(pair);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pooled outputs asked for by `taps` and the final `head × m × m` feature map
+    /// (channel-major, m = [`Arch::map_size`]) of one input, for heatmaps.
+    ///
+    /// # Errors
+    /// As [`Self::embed`].
+    pub async fn pooled_with_map(&self, input: &[f32], taps: Taps) -> Result<(Pooled, Vec<f32>)> {
+        let feats = self.model.features(self.batch(&[input])?, taps);
+        let map = read(feats.map.clone()).await?;
+        let mut pooled = Pooled { avg: read(feats.pooled).await?, ..Pooled::default() };
+        if let Some(max) = feats.head_max {
+            pooled.max = read(max).await?;
+        }
+        for (avg, max) in feats.stages {
+            pooled.stages.push((read(avg).await?, read(max).await?));
+        }
+        Ok((pooled, map))
+    }
+
+    /// Pooled embedding and the final `head × m × m` feature map (channel-major) of one input.
     ///
     /// # Errors
     /// As [`Self::embed`].
     pub async fn embed_with_map(&self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let feats = self.model.features(self.batch(&[input])?);
-        Ok((read(feats.pooled).await?, read(feats.map).await?))
+        let (pooled, map) = self.pooled_with_map(input, Taps::default()).await?;
+        Ok((pooled.avg, map))
     }
 
     /// Pooled embeddings and ImageNet logits for each input.
@@ -507,16 +774,22 @@ impl Backbone {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let feats = self.model.features(self.batch(inputs)?);
+        let feats = self.model.features(self.batch(inputs)?, Taps::default());
         let logits = self.model.imagenet_logits(feats.pooled.clone());
         let pooled = read(feats.pooled).await?;
         let logits = read(logits).await?;
         Ok(pooled
-            .chunks(EMBED_DIM)
-            .zip(logits.chunks(IMAGENET_CLASSES))
+            .chunks(self.arch.head)
+            .zip(logits.chunks(self.arch.classes))
             .map(|(p, l)| (p.to_vec(), l.to_vec()))
             .collect())
     }
+}
+
+/// The side S of a `3 × S × S` input of `len` values, if it is one (S from 32 to 1024).
+fn input_side(len: usize) -> Option<usize> {
+    let side = ((len / 3) as f64).sqrt().round() as usize;
+    ((32..=1024).contains(&side) && 3 * side * side == len).then_some(side)
 }
 
 /// Read a tensor back to the host. Async because WebGPU readback in the browser must be; on

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use headtune::backbone::{Backbone, BUNDLED_WEIGHTS};
-use headtune::preprocess::{self, INPUT_LEN};
+use headtune::backbone::{Backbone, BackboneKind, BUNDLED_WEIGHTS};
+use headtune::features::{FeatureSpec, Pooling};
+use headtune::preprocess::{self, Crop};
 use headtune::head::HeadKind;
 use headtune::train::TrainConfig;
 use headtune::{imagenet, Error, Result};
@@ -20,7 +21,7 @@ use serde_json::json;
 const BATCH: usize = 16;
 
 #[derive(Parser)]
-#[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite0")]
+#[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,8 +32,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify images with the backbone's own ImageNet classifier (checks the backbone).
+    /// Classify images with the backbone's own ImageNet classifier (checks the backbone; centre
+    /// crop at the backbone's own input size, as it was trained).
     Imagenet {
+        /// Backbone: lite0, lite1 or lite2.
+        #[arg(long, default_value_t = BackboneKind::Lite0)]
+        backbone: BackboneKind,
         /// How many classes to list per image.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -43,12 +48,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Print the 1280-d embedding of each image.
+    /// Print the embedding of each image.
     Embed {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Embed an already preprocessed 1×3×224×224 f32 `.npy` tensor instead of images.
+        #[command(flatten)]
+        features: FeatureArgs,
+        /// Embed an already preprocessed 1×3×S×S f32 `.npy` tensor (S = the input size) instead
+        /// of images.
         #[arg(long, value_name = "X.npy")]
         tensor: Vec<PathBuf>,
         /// Image files or folders.
@@ -63,6 +71,8 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         train: TrainArgs,
+        #[command(flatten)]
+        features: FeatureArgs,
         /// Augmented views embedded per image (in addition to the evaluation view).
         #[arg(long, default_value_t = 0)]
         augment: usize,
@@ -113,6 +123,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How embeddings are made (defaults: [`FeatureSpec::default`]).
+#[derive(clap::Args)]
+struct FeatureArgs {
+    /// Backbone: lite0 (fastest), lite1 (240 px) or lite2 (260 px).
+    #[arg(long, default_value_t = FeatureSpec::default().backbone())]
+    backbone: BackboneKind,
+    /// Input side in pixels (default: the backbone's own, 224 / 240 / 260).
+    #[arg(long, value_name = "PIXELS")]
+    input_size: Option<usize>,
+    /// How images are framed: center (87.5 % centre crop, photos), full (whole image stretched
+    /// to the square), pad (whole image letterboxed).
+    #[arg(long, default_value_t = FeatureSpec::default().crop())]
+    crop: Crop,
+    /// Pooling of the feature maps: avg (1280 values), avgmax (head average + max), multi
+    /// (the last four stages and the head, each L2-normalised).
+    #[arg(long, default_value_t = FeatureSpec::default().pooling())]
+    pooling: Pooling,
+}
+
+impl FeatureArgs {
+    fn spec(&self) -> Result<FeatureSpec> {
+        FeatureSpec::new(self.backbone, self.input_size, self.crop, self.pooling)
+    }
 }
 
 /// Training hyperparameters (defaults: [`TrainConfig::default`]).
@@ -221,10 +256,12 @@ pub fn main() -> ExitCode {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
     let outcome = match cli.command {
-        Command::Imagenet { top, json, paths } => run_imagenet(&paths, top, json),
-        Command::Embed { json, tensor, paths } => run_embed(&paths, &tensor, json),
+        Command::Imagenet { backbone, top, json, paths } => run_imagenet(backbone, &paths, top, json),
+        Command::Embed { json, features, tensor, paths } => features.spec().and_then(|spec| run_embed(&spec, &paths, &tensor, json)),
         Command::Bench { rounds, json } => run_bench(rounds.max(1), json),
-        Command::Train { dataset, out, train, augment, json, cache } => train::run_train(&dataset, &out, &train, augment, json, &cache),
+        Command::Train { dataset, out, train, features, augment, json, cache } => {
+            features.spec().and_then(|spec| train::run_train(&dataset, &out, &train, &spec, augment, json, &cache))
+        }
         Command::Eval { model, dataset, threshold, json, cache } => train::run_eval(&model, &dataset, threshold, json, &cache),
         Command::Predict { model, paths, top, heatmap, json } => train::run_predict(&model, &paths, top, heatmap.as_deref(), json),
     };
@@ -276,15 +313,15 @@ fn is_image_name(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Read, decode and preprocess one file (evaluation view).
-pub fn load_input(path: &Path) -> Result<Vec<f32>> {
+/// Read, decode and preprocess one file (evaluation view, framed by `crop` at side `size`).
+pub fn load_input(path: &Path, crop: Crop, size: usize) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    preprocess::preprocess_eval(&headtune::image::decode(&bytes)?)
+    preprocess::preprocess_eval(&headtune::image::decode(&bytes)?, crop, size)
 }
 
 /// Decode a chunk of files in parallel: each is an input or the error that stopped it.
-pub fn load_inputs(paths: &[PathBuf]) -> Vec<Result<Vec<f32>>> {
-    paths.par_iter().map(|p| load_input(p)).collect()
+pub fn load_inputs(paths: &[PathBuf], crop: Crop, size: usize) -> Vec<Result<Vec<f32>>> {
+    paths.par_iter().map(|p| load_input(p, crop, size)).collect()
 }
 
 /// Report one failed file.
@@ -296,16 +333,18 @@ pub(crate) fn report_error(file: &str, err: &Error, json: bool) {
     }
 }
 
-/// Run `f` over `paths` in batches, reporting per-file failures. Returns whether all succeeded.
+/// Run `f` over `paths` in batches of inputs framed by `crop` at side `size`, reporting per-file
+/// failures. Returns whether all succeeded.
 fn for_each_batch(
     paths: &[PathBuf],
+    (crop, size): (Crop, usize),
     json: bool,
     mut f: impl FnMut(&[(String, Vec<f32>)]) -> Result<()>,
 ) -> Result<bool> {
     let mut all_ok = true;
     for chunk in paths.chunks(BATCH) {
         let mut good = Vec::with_capacity(chunk.len());
-        for (path, input) in chunk.iter().zip(load_inputs(chunk)) {
+        for (path, input) in chunk.iter().zip(load_inputs(chunk, crop, size)) {
             let name = path.display().to_string();
             match input {
                 Ok(x) => good.push((name, x)),
@@ -323,10 +362,10 @@ fn for_each_batch(
     Ok(all_ok)
 }
 
-fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
-    let backbone = Backbone::bundled_cpu()?;
+fn run_imagenet(kind: BackboneKind, paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
+    let backbone = Backbone::bundled_cpu_kind(kind)?;
     let files = expand_paths(paths)?;
-    for_each_batch(&files, json, |batch| {
+    for_each_batch(&files, (Crop::Center, backbone.arch().input_size), json, |batch| {
         let inputs: Vec<&[f32]> = batch.iter().map(|(_, x)| x.as_slice()).collect();
         let outputs = pollster::block_on(backbone.imagenet(&inputs))?;
         for ((name, _), (_, logits)) in batch.iter().zip(outputs) {
@@ -343,11 +382,12 @@ fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
     })
 }
 
-fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool> {
+fn run_embed(spec: &FeatureSpec, paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool> {
     if paths.is_empty() && tensors.is_empty() {
         return Err(Error::InvalidArgument("give image files/folders or --tensor X.npy".into()));
     }
-    let backbone = Backbone::bundled_cpu()?;
+    let backbone = Backbone::bundled_cpu_kind(spec.backbone())?;
+    let embed = |inputs: &[&[f32]]| pollster::block_on(spec.embed_inputs(&backbone, inputs));
     let print = |name: &str, e: &[f32]| {
         if json {
             println!("{}", json!({ "file": name, "embedding": e }));
@@ -359,7 +399,7 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
     let mut all_ok = true;
     for t in tensors {
         let name = t.display().to_string();
-        match read_npy_input(t).and_then(|x| pollster::block_on(backbone.embed(&[&x]))) {
+        match read_npy_input(t, spec.input_size()).and_then(|x| embed(&[&x])) {
             Ok(e) => e.iter().for_each(|e| print(&name, e)),
             Err(e) => {
                 all_ok = false;
@@ -368,9 +408,9 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
         }
     }
     let files = expand_paths(paths)?;
-    let ok = for_each_batch(&files, json, |batch| {
+    let ok = for_each_batch(&files, (spec.crop(), spec.input_size()), json, |batch| {
         let inputs: Vec<&[f32]> = batch.iter().map(|(_, x)| x.as_slice()).collect();
-        let embeddings = pollster::block_on(backbone.embed(&inputs))?;
+        let embeddings = embed(&inputs)?;
         for ((name, _), e) in batch.iter().zip(embeddings) {
             print(name, &e);
         }
@@ -379,19 +419,16 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
     Ok(all_ok && ok)
 }
 
-/// Read a preprocessed `1×3×224×224` (or `3×224×224`) little-endian f32 `.npy` file.
-pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
+/// Read a preprocessed `1×3×S×S` (or `3×S×S`) little-endian f32 `.npy` file, S = `size`.
+pub fn read_npy_input(path: &Path, size: usize) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::Tensor(format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
-    if shape != [1, 3, 224, 224] && shape != [3, 224, 224] {
-        return Err(Error::Tensor(format!("shape is {shape:?}; expected [1, 3, 224, 224]")));
+    let s = size as u64;
+    if shape != [1, 3, s, s] && shape != [3, s, s] {
+        return Err(Error::Tensor(format!("shape is {shape:?}; expected [1, 3, {size}, {size}] (the input size)")));
     }
-    let values: Vec<f32> = npy
-        .into_vec()
-        .map_err(|e| Error::Tensor(format!("expected float32 data: {e}")))?;
-    debug_assert_eq!(values.len(), INPUT_LEN);
-    Ok(values)
+    npy.into_vec().map_err(|e| Error::Tensor(format!("expected float32 data: {e}")))
 }
 
 fn run_bench(rounds: usize, json: bool) -> Result<bool> {
@@ -400,7 +437,7 @@ fn run_bench(rounds: usize, json: bool) -> Result<bool> {
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     // A deterministic textured input: the network's cost does not depend on the values.
-    let input: Vec<f32> = (0..INPUT_LEN).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect();
+    let input: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect();
     let mut rows = Vec::new();
     for batch in [1usize, BATCH] {
         let inputs: Vec<&[f32]> = (0..batch).map(|_| input.as_slice()).collect();
@@ -418,16 +455,16 @@ fn run_bench(rounds: usize, json: bool) -> Result<bool> {
     let photo = image::RgbImage::from_fn(1024, 768, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
     let t = Instant::now();
     for _ in 0..10 {
-        preprocess::preprocess_eval(&photo)?;
+        preprocess::preprocess_eval(&photo, Crop::Center, 224)?;
     }
     let prep_ms = t.elapsed().as_secs_f64() * 100.0;
 
     // Head training: 5,000 cached embeddings (two overlapping clusters), 50 epochs, batch 32,
     // no early stopping — what "re-training is instant" has to mean.
-    let mut store = headtune::store::Store::new();
+    let mut store = headtune::store::Store::new(FeatureSpec::v1());
     for i in 0..5000 {
         let class = i % 2;
-        let e: Vec<f32> = (0..headtune::backbone::EMBED_DIM)
+        let e: Vec<f32> = (0..store.dim())
             .map(|j| (((i * 31 + j * 17) % 101) as f32 / 101.0) + if j % 7 == class { 0.3 } else { 0.0 })
             .collect();
         store.add(["a", "b"][class], "synthetic", vec![e])?;

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{read, EMBED_DIM};
+use crate::backbone::read;
 use crate::error::{Error, Result};
 use crate::head::{Head, HeadConfig, HeadKind, HeadWeights};
 use crate::metrics::{self, Metrics, Warning};
@@ -414,7 +414,8 @@ impl Ctx<'_> {
         let cfg = self.config;
         let ad = self.device.clone().autodiff();
         ad.seed(rand::Rng::random(rng));
-        let mut head = HeadConfig::new(self.k)
+        let dim = self.store.dim();
+        let mut head = HeadConfig::new(dim, self.k)
             .with_kind(cfg.head)
             .with_hidden(cfg.hidden_units)
             .with_dropout(cfg.dropout)
@@ -424,13 +425,13 @@ impl Ctx<'_> {
         let train = Rows::gather(self.store, train_idx, true);
         let val = Rows::gather(self.store, val_idx, false);
         let n = train.len();
-        let x_all = Tensor::<2>::from_data(TensorData::new(train.x.clone(), [n, EMBED_DIM]), &ad);
+        let x_all = Tensor::<2>::from_data(TensorData::new(train.x.clone(), [n, dim]), &ad);
         let targets_all = self.targets(&train.y, cfg.label_smoothing, &ad);
         let weights_all = self.sample_weights(&train.y, &ad);
         let val_tensors = (val.len() > 0).then(|| {
             let plain = self.device.clone();
             (
-                Tensor::<2>::from_data(TensorData::new(val.x.clone(), [val.len(), EMBED_DIM]), &plain),
+                Tensor::<2>::from_data(TensorData::new(val.x.clone(), [val.len(), dim]), &plain),
                 self.targets(&val.y, 0.0, &plain),
                 // Early stopping watches the plain (unweighted) validation loss: with balanced
                 // weights a class of 3 images would carry 20× the weight of the rest and the

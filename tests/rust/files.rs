@@ -1,5 +1,6 @@
 //! Model and project files: round trips, and rejection of corrupt, truncated and foreign files.
 
+use headtune::features::FeatureSpec;
 use headtune::head::{DenseWeights, HeadKind, HeadWeights};
 use headtune::predict::Classifier;
 use headtune::project::{Model, Project};
@@ -14,7 +15,7 @@ fn classifier() -> Classifier {
         weight: (0..1280 * d_out).map(|i| (i as f32 * 0.37).sin() * 0.01).collect(),
         bias: vec![0.1, -0.2, 0.3],
     };
-    Classifier::new(vec!["normal".into(), "pneumonia".into(), "<img src=x onerror=alert(1)>".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
+    Classifier::new(FeatureSpec::v1(), vec!["normal".into(), "pneumonia".into(), "<img src=x onerror=alert(1)>".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
         .expect("valid classifier")
 }
 
@@ -45,7 +46,7 @@ fn model_with_two_class_metrics_round_trips() {
     let probs = vec![vec![0.8, 0.2], vec![0.3, 0.7], vec![0.6, 0.4], vec![0.1, 0.9]];
     let metrics = headtune::metrics::evaluate(&["a".into(), "b".into()], &[0, 1, 1, 1], &probs, 0.5);
     let mut m = model();
-    m.classifier = Classifier::new(vec!["a".into(), "b".into()], HeadWeights {
+    m.classifier = Classifier::new(FeatureSpec::v1(), vec!["a".into(), "b".into()], HeadWeights {
         kind: HeadKind::Linear,
         hidden: None,
         output: DenseWeights { d_in: 1280, d_out: 2, weight: vec![0.01; 2560], bias: vec![0.0, 0.1] },
@@ -88,7 +89,7 @@ fn truncated_foreign_and_newer_files_have_clear_errors() {
 
 #[test]
 fn project_round_trip_keeps_embeddings_model_and_extra() {
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for i in 0..5 {
         let views: Vec<Vec<f32>> = (0..3).map(|v| (0..1280).map(|j| (i * 7 + v * 3 + j) as f32 * 1e-3).collect()).collect();
         store.add(if i % 2 == 0 { "a" } else { "b" }, &format!("img{i}.png"), views).expect("add");

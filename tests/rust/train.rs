@@ -11,6 +11,8 @@ use burn::tensor::Device;
 use common::*;
 use headtune::backbone::Backbone;
 use headtune::predict::{predict_image, Classifier};
+use headtune::features::FeatureSpec;
+use headtune::preprocess::Crop;
 use headtune::store::{embed_views, AugmentConfig, Store};
 use headtune::train::{stratified_split, train, TrainConfig, TrainOutcome};
 use rand::SeedableRng;
@@ -50,12 +52,12 @@ fn backbone() -> &'static Backbone {
 fn fashion_store() -> &'static Store {
     static S: OnceLock<Store> = OnceLock::new();
     S.get_or_init(|| {
-        let mut store = Store::new();
+        let mut store = Store::new(FeatureSpec::v1());
         for (class, label) in [("trouser", TROUSER), ("sneaker", SNEAKER)] {
             let imgs: Vec<headtune::image::Rgb> =
                 fashion_images(label, PER_CLASS).into_iter().map(|g| image::DynamicImage::ImageLuma8(g).into_rgb8()).collect();
             for chunk in imgs.chunks(16).enumerate() {
-                let inputs: Vec<Vec<f32>> = chunk.1.iter().map(|i| headtune::preprocess::preprocess_eval(i).expect("prep")).collect();
+                let inputs: Vec<Vec<f32>> = chunk.1.iter().map(|i| headtune::preprocess::preprocess_eval(i, Crop::Center, 224).expect("prep")).collect();
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 for (j, e) in pollster::block_on(backbone().embed(&refs)).expect("embed").into_iter().enumerate() {
                     store.add(class, &format!("{class}-{}", chunk.0 * 16 + j), vec![e]).expect("add");
@@ -119,7 +121,7 @@ fn early_stopping_restores_the_best_epoch() {
     // The returned weights are the best epoch's: recompute its validation accuracy.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let (_, val) = stratified_split(store, config.validation_split, &mut rng);
-    let clf = Classifier::new(store.class_names().to_vec(), outcome.head).expect("classifier");
+    let clf = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head).expect("classifier");
     let correct = val
         .iter()
         .filter(|&&i| {
@@ -138,7 +140,7 @@ fn random_labels_warn_of_no_transfer() {
     let mut labels: Vec<usize> = (0..src.len()).map(|i| i % 2).collect();
     use rand::seq::SliceRandom;
     labels.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(99));
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for (e, l) in src.examples().iter().zip(labels) {
         store.add(["a", "b"][l], &e.name, e.views.clone()).expect("add");
     }
@@ -151,7 +153,7 @@ fn random_labels_warn_of_no_transfer() {
 #[test]
 fn small_classes_use_kfold_and_warn() {
     let src = fashion_store();
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for e in src.examples().iter().filter(|e| e.name.ends_with("-1") || e.name.ends_with("-2") || e.name.ends_with("-3") || e.name.ends_with("-4")) {
         store.add(&src.class_names()[e.class], &e.name, e.views.clone()).expect("add");
     }
@@ -169,7 +171,7 @@ fn cancel_and_bad_settings_are_errors() {
     assert!(matches!(err, headtune::Error::Cancelled));
     let err = pollster::block_on(train(fashion_store(), &TrainConfig { learning_rate: -1.0, ..TrainConfig::default() }, &Device::flex(), &mut |_| {}, &|| false)).unwrap_err();
     assert!(err.to_string().contains("learningRate"), "{err}");
-    let mut one = Store::new();
+    let mut one = Store::new(FeatureSpec::v1());
     one.add("only", "x", vec![vec![0.0; 1280]]).expect("add");
     let err = pollster::block_on(train(&one, &TrainConfig::default(), &Device::flex(), &mut |_| {}, &|| false)).unwrap_err();
     assert!(err.to_string().contains("two classes"), "{err}");
@@ -177,7 +179,7 @@ fn cancel_and_bad_settings_are_errors() {
 
 #[test]
 fn store_edits() {
-    let mut s = Store::new();
+    let mut s = Store::new(FeatureSpec::v1());
     let a = s.add("cat", "a", vec![vec![0.0; 1280]]).expect("add");
     let b = s.add("dog", "b", vec![vec![0.0; 1280]]).expect("add");
     s.add("dog", "c", vec![vec![0.0; 1280]]).expect("add");
@@ -198,16 +200,16 @@ fn store_edits() {
 #[test]
 fn heatmap_of_cat_vs_coffee_peaks_inside_the_cat() {
     let augment = AugmentConfig { views: 12, seed: 1, ..AugmentConfig::default() };
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     let chelsea = headtune::image::decode(&std::fs::read(fixture("chelsea.png")).expect("png")).expect("decode");
     for (class, name) in [("cat", "chelsea.png"), ("coffee", "coffee.png")] {
         let img = headtune::image::decode(&std::fs::read(fixture(name)).expect("png")).expect("decode");
-        let views = pollster::block_on(embed_views(backbone(), &img, &augment, 0)).expect("views");
+        let views = pollster::block_on(embed_views(backbone(), &FeatureSpec::v1(), &img, &augment, 0)).expect("views");
         assert_eq!(views.len(), 13);
         store.add(class, name, views).expect("add");
     }
     let outcome = run(&store, &TrainConfig { epochs: 30, seed: 6, ..TrainConfig::default() });
-    let clf = Classifier::new(store.class_names().to_vec(), outcome.head).expect("classifier");
+    let clf = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head).expect("classifier");
     let out = pollster::block_on(predict_image(backbone(), &clf, &chelsea, 2, true)).expect("predict");
     assert_eq!(out.top[0].label, "cat");
     let h = out.heatmap.expect("heatmap");

@@ -754,7 +754,7 @@ function drawPrediction() {
   grid.getContext('2d').putImageData(img, 0, 0);
   ctx.imageSmoothingEnabled = true;
   const s = canvas.width / w;
-  ctx.drawImage(grid, hm.crop.x * s, hm.crop.y * s, hm.crop.side * s, hm.crop.side * s);
+  ctx.drawImage(grid, hm.crop.x * s, hm.crop.y * s, hm.crop.width * s, hm.crop.height * s);
 }
 
 // ---------------------------------------------------------------------------------------------

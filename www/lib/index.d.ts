@@ -4,6 +4,34 @@
 /** Where the backbone runs. `auto` prefers a hardware WebGPU adapter and falls back to the CPU. */
 export type Backend = 'auto' | 'webgpu' | 'cpu';
 
+/** The frozen feature extractor: EfficientNet-Lite0 (224 px, default, fastest), Lite1 (240), Lite2 (260). */
+export type BackboneName = 'lite0' | 'lite1' | 'lite2';
+
+/**
+ * How an image is framed into the square network input: `center` = the 87.5 % centre crop the
+ * weights were trained with (photos), `full` = the whole image stretched to the square,
+ * `pad` = the whole image letterboxed with mid-grey (edges matter: scans, X-rays).
+ */
+export type Crop = 'center' | 'full' | 'pad';
+
+/**
+ * How feature maps become the embedding: `avg` = average of the last layer (1280 values),
+ * `avgmax` = its average and max, `multi` = averages of the last four stages and the last
+ * layer (several scales); blocks other than plain `avg` are L2-normalised.
+ */
+export type Pooling = 'avg' | 'avgmax' | 'multi';
+
+/** Everything that determines an embedding; recorded in projects and model files. */
+export interface Features {
+  backbone: BackboneName;
+  /** Side of the square network input, pixels. */
+  inputSize: number;
+  crop: Crop;
+  pooling: Pooling;
+  /** Values per embedding. */
+  dim: number;
+}
+
 /** Anything `addImages` / `predict` accept. Files and Blobs are decoded in Rust (EXIF-aware). */
 export type ImageInput =
   | File
@@ -45,14 +73,30 @@ export interface AugmentOptions {
   seed?: number;
 }
 
-export interface CreateOptions {
+export interface LoadOptions {
   /** Default `'auto'`. */
   backend?: Backend;
-  /** Where to fetch `efficientnet_lite0.safetensors` (default: next to the package's wasm). */
+  /**
+   * Where to fetch the backbone's weights (`efficientnet_lite0.safetensors`, `…lite1…`,
+   * `…lite2…`). Default: next to the package's wasm. The npm package ships only Lite0's; for
+   * Lite1/Lite2 host the file from models/ and give its URL.
+   */
   modelUrl?: string | URL;
   onProgress?: (event: LoadProgress) => void;
   /** Augmentation of images added from now on. */
   augment?: AugmentOptions;
+}
+
+/** `Tuner.create` also chooses how embeddings are made (a project or model file brings its own). */
+export interface CreateOptions extends LoadOptions {
+  /** Default `'lite0'`. */
+  backbone?: BackboneName;
+  /** Default `'center'`. */
+  crop?: Crop;
+  /** Default `'avg'`. */
+  pooling?: Pooling;
+  /** Input side in pixels, 96–512 (default: the backbone's own, 224 / 240 / 260). */
+  inputSize?: number;
 }
 
 export interface AddImagesOptions {
@@ -170,8 +214,11 @@ export interface Heatmap {
   /** Row-major, 0..1 (1 = strongest evidence for `label`). */
   data: Float32Array;
   label: string;
-  /** The square of the source image the grid covers, in source pixels. */
-  crop: { x: number; y: number; side: number };
+  /**
+   * The area of the source image the grid covers, in source pixels: the centre crop, the whole
+   * image, or for `pad` the letterboxed square (then partly outside the image).
+   */
+  crop: { x: number; y: number; width: number; height: number };
   imageWidth: number;
   imageHeight: number;
 }
@@ -200,14 +247,19 @@ export interface BenchmarkResult {
 }
 
 export declare const BACKENDS: readonly Backend[];
+export declare const BACKBONES: readonly BackboneName[];
+export declare const CROPS: readonly Crop[];
+export declare const POOLINGS: readonly Pooling[];
 
 export declare class Tuner {
   private constructor();
   /** Start a worker, download the weights (cached by the browser), pick a backend. */
   static create(options?: CreateOptions): Promise<Tuner>;
-  /** Restore from `saveProject()` bytes; a corrupt or foreign file rejects with an Error. */
-  static loadProject(bytes: Uint8Array | ArrayBuffer, options?: CreateOptions): Promise<Tuner>;
+  /** Restore from `saveProject()` bytes (with its features); a corrupt or foreign file rejects with an Error. */
+  static loadProject(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<Tuner>;
   readonly backend: 'webgpu' | 'cpu';
+  /** How embeddings are made in this tuner. */
+  readonly features: Features;
   readonly backendReason: string;
   readonly classes: ClassInfo[];
   readonly augment: Required<AugmentOptions>;
@@ -220,7 +272,7 @@ export declare class Tuner {
   removeExample(id: number): Promise<void>;
   train(options?: TrainOptions): Promise<TrainReport>;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
-  /** The 1280-d backbone embedding of the image's evaluation view. */
+  /** The embedding of the image's evaluation view (`features.dim` values). */
   embed(image: ImageInput): Promise<Float32Array>;
   /** The model file: the same format `headtune train/eval/predict` use. */
   exportModel(): Promise<Uint8Array>;
@@ -235,8 +287,10 @@ export declare class Tuner {
 
 export declare class Classifier {
   private constructor();
-  static load(bytes: Uint8Array | ArrayBuffer, options?: Omit<CreateOptions, 'augment'>): Promise<Classifier>;
+  static load(bytes: Uint8Array | ArrayBuffer, options?: Omit<LoadOptions, 'augment'>): Promise<Classifier>;
   readonly backend: 'webgpu' | 'cpu';
+  /** How the model's embeddings are made (from the model file). */
+  readonly features: Features;
   readonly backendReason: string;
   /** Class names in output order. */
   readonly labels: string[];

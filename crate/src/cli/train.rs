@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use headtune::backbone::{Backbone, BACKBONE_ID, BUNDLED_WEIGHTS, EMBED_DIM};
+use headtune::backbone::Backbone;
+use headtune::features::FeatureSpec;
 use headtune::metrics::{self, Metrics};
 use headtune::predict::{predict_image, Classifier};
 use headtune::project::Model;
@@ -42,9 +43,10 @@ fn list_dataset(dir: &Path) -> Result<Vec<Item>> {
 }
 
 /// Embeds files with their augmented views, through an on-disk cache keyed by the file's
-/// SHA-256, the backbone weights and the augmentation settings.
+/// SHA-256, the feature spec, the backbone weights and the augmentation settings.
 struct Embedder {
     backbone: Backbone,
+    spec: FeatureSpec,
     augment: AugmentConfig,
     cache: Option<PathBuf>,
     key_prefix: Vec<u8>,
@@ -52,13 +54,18 @@ struct Embedder {
 }
 
 impl Embedder {
-    fn new(augment: AugmentConfig, cache: &CacheArgs) -> Result<Self> {
+    fn new(spec: FeatureSpec, augment: AugmentConfig, cache: &CacheArgs) -> Result<Self> {
         let mut key_prefix = Sha256::new();
-        key_prefix.update(BACKBONE_ID.as_bytes());
-        key_prefix.update(Sha256::digest(BUNDLED_WEIGHTS));
-        key_prefix.update(serde_json::to_vec(&augment).unwrap_or_default());
+        key_prefix.update(serde_json::to_vec(&spec).unwrap_or_default());
+        key_prefix.update(Sha256::digest(spec.backbone().bundled_weights()));
+        // Without augmented views the settings (seed included) change nothing: leave them out
+        // of the key, so `eval` and every training seed reuse the same entries.
+        if augment.views > 0 {
+            key_prefix.update(serde_json::to_vec(&augment).unwrap_or_default());
+        }
         Ok(Self {
-            backbone: Backbone::bundled_cpu()?,
+            backbone: Backbone::bundled_cpu_kind(spec.backbone())?,
+            spec,
             augment,
             cache: cache.dir(),
             key_prefix: key_prefix.finalize().to_vec(),
@@ -99,12 +106,12 @@ impl Embedder {
 
     fn embed_one(&mut self, key: &str, bytes: &[u8]) -> Result<Vec<Vec<f32>>> {
         let file = self.cache.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.f32")));
-        if let Some(views) = file.as_ref().and_then(|f| read_cached(f, 1 + self.augment.views)) {
+        if let Some(views) = file.as_ref().and_then(|f| read_cached(f, 1 + self.augment.views, self.spec.dim())) {
             self.hits += 1;
             return Ok(views);
         }
         let img = headtune::image::decode(bytes)?;
-        let views = pollster::block_on(store::embed_views(&self.backbone, &img, &self.augment, store::fingerprint(bytes)))?;
+        let views = pollster::block_on(store::embed_views(&self.backbone, &self.spec, &img, &self.augment, store::fingerprint(bytes)))?;
         if let Some(f) = file {
             // A cache write failure only costs time later; never fail the run for it.
             let _ = write_cached(&f, &views);
@@ -113,13 +120,13 @@ impl Embedder {
     }
 }
 
-fn read_cached(path: &Path, views: usize) -> Option<Vec<Vec<f32>>> {
+fn read_cached(path: &Path, views: usize, dim: usize) -> Option<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path).ok()?;
-    if bytes.len() != views * EMBED_DIM * 4 {
+    if bytes.len() != views * dim * 4 {
         return None;
     }
     let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Some(values.chunks(EMBED_DIM).map(<[f32]>::to_vec).collect())
+    Some(values.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
 fn write_cached(path: &Path, views: &[Vec<f32>]) -> std::io::Result<()> {
@@ -137,7 +144,7 @@ fn write_cached(path: &Path, views: &[Vec<f32>]) -> std::io::Result<()> {
 fn load_store(dataset: &Path, embedder: &mut Embedder, json: bool) -> Result<(Store, bool)> {
     let items = list_dataset(dataset)?;
     let paths: Vec<PathBuf> = items.iter().map(|i| i.path.clone()).collect();
-    let mut store = Store::new();
+    let mut store = Store::new(embedder.spec);
     let mut all_ok = true;
     for (item, views) in items.iter().zip(embedder.embed_all(&paths, true)) {
         let name = item.path.display().to_string();
@@ -152,11 +159,12 @@ fn load_store(dataset: &Path, embedder: &mut Embedder, json: bool) -> Result<(St
     Ok((store, all_ok))
 }
 
-pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, json: bool, cache: &CacheArgs) -> Result<bool> {
+pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, spec: &FeatureSpec, augment: usize, json: bool, cache: &CacheArgs) -> Result<bool> {
     let config = args.config()?;
     let augment = AugmentConfig { views: augment, seed: config.seed, ..AugmentConfig::default() };
     augment.validate()?;
-    let mut embedder = Embedder::new(augment.clone(), cache)?;
+    let mut embedder = Embedder::new(*spec, augment.clone(), cache)?;
+    eprintln!("features       {}", spec.describe());
     let (store, all_ok) = load_store(dataset, &mut embedder, json)?;
     for c in store.classes() {
         eprintln!("class {:<20} {} images", c.name, c.count);
@@ -176,7 +184,7 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, j
     };
     let outcome = pollster::block_on(train(&store, &config, &burn::tensor::Device::flex(), &mut print_epoch, &|| false))?;
     let train_secs = started.elapsed().as_secs_f64();
-    let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
+    let classifier = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head)?;
     let model = Model::from_training(classifier, config, augment, &outcome.report);
     let bytes = model.to_bytes();
     std::fs::write(out, &bytes).map_err(|source| Error::Io { path: out.display().to_string(), source })?;
@@ -217,8 +225,8 @@ fn read_model(path: &Path) -> Result<Model> {
 pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, cache: &CacheArgs) -> Result<bool> {
     let model = read_model(model_path)?;
     let classes = &model.classifier.classes;
-    // Only the evaluation view is needed.
-    let mut embedder = Embedder::new(AugmentConfig::default(), cache)?;
+    // Only the evaluation view is needed, made the way the model's training images were.
+    let mut embedder = Embedder::new(model.classifier.spec, AugmentConfig::default(), cache)?;
     let items = list_dataset(dataset)?;
     let mut all_ok = true;
     let (mut labels, mut probs) = (Vec::new(), Vec::new());
@@ -270,7 +278,7 @@ pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, c
 
 pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir: Option<&Path>, json: bool) -> Result<bool> {
     let model = read_model(model_path)?;
-    let backbone = Backbone::bundled_cpu()?;
+    let backbone = Backbone::bundled_cpu_kind(model.classifier.spec.backbone())?;
     if let Some(d) = heatmap_dir {
         std::fs::create_dir_all(d).map_err(|source| Error::Io { path: d.display().to_string(), source })?;
     }
@@ -283,7 +291,7 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
             .and_then(|img| {
                 let out = pollster::block_on(predict_image(&backbone, &model.classifier, &img, top, heatmap_dir.is_some()))?;
                 let file = match (&out.heatmap, heatmap_dir) {
-                    (Some(h), Some(dir)) => Some(write_overlay(&img, h, dir, &path)?),
+                    (Some(h), Some(dir)) => Some(write_overlay(&img, &model.classifier.spec, h, dir, &path)?),
                     _ => None,
                 };
                 Ok((out, file))
@@ -310,9 +318,10 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
     Ok(all_ok)
 }
 
-/// The network's view of the image (the evaluation crop at 224²) with the heatmap in red.
-fn write_overlay(img: &headtune::image::Rgb, h: &headtune::predict::Heatmap, dir: &Path, src: &Path) -> Result<PathBuf> {
-    let view = headtune::preprocess::resize_view(img, h.crop)?;
+/// The network's view of the image (what it saw, at its input size) with the heatmap in red.
+fn write_overlay(img: &headtune::image::Rgb, spec: &FeatureSpec, h: &headtune::predict::Heatmap, dir: &Path, src: &Path) -> Result<PathBuf> {
+    let (w, hgt) = img.dimensions();
+    let view = headtune::preprocess::render(img, &spec.eval_view(w, hgt), spec.input_size())?;
     let size = view.width();
     let overlay = image::RgbImage::from_fn(size, size, |x, y| {
         let gx = (x as usize * h.width / size as usize).min(h.width - 1);
