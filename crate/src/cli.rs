@@ -88,9 +88,10 @@ enum Command {
         model: PathBuf,
         /// Folder with one sub-folder of images per class.
         dataset: PathBuf,
-        /// Threshold on the positive (second) class's probability, two-class models.
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f64,
+        /// Threshold on the positive (second) class's probability, two-class models (default: the
+        /// model's own, chosen at training).
+        #[arg(long)]
+        threshold: Option<f64>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -186,9 +187,18 @@ struct TrainArgs {
     /// Class-balanced loss: auto, on or off.
     #[arg(long, default_value = "auto")]
     balanced: String,
-    /// Decision threshold on the positive (second) class, two-class problems.
-    #[arg(long, default_value_t = 0.5)]
-    threshold: f64,
+    /// A fixed decision threshold on the positive (second) class, two-class problems (default:
+    /// chosen on the validation predictions, maximising sensitivity + specificity).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Choose the highest threshold whose validation sensitivity reaches this instead
+    /// (screening: 0.95).
+    #[arg(long, value_name = "S")]
+    target_sensitivity: Option<f64>,
+    /// Return the head of the validation run (trained on the training part only) instead of
+    /// training it again on every image.
+    #[arg(long)]
+    no_refit: bool,
     /// Seed for the split, shuffles, initialisation and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -216,6 +226,8 @@ impl TrainArgs {
             class_balanced,
             patience: self.patience,
             threshold: self.threshold,
+            target_sensitivity: self.target_sensitivity,
+            refit: !self.no_refit,
             seed: self.seed,
             ..TrainConfig::default()
         };

@@ -49,6 +49,53 @@ pub struct Heatmap {
     pub image_height: u32,
 }
 
+/// How a two-class model turns the positive class's probability into a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdRule {
+    /// Maximise Youden's J = sensitivity + specificity − 1 on the validation predictions.
+    Youden,
+    /// The highest threshold whose validation sensitivity reaches a target (screening).
+    Sensitivity,
+    /// Set by the user.
+    Fixed,
+    /// 0.5 because there were no validation predictions to choose on.
+    Default,
+}
+
+/// The decision threshold of a two-class model and the operating point it was chosen at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// An image is called the positive (second) class when its probability is at least this.
+    pub threshold: f64,
+    /// How the threshold was chosen.
+    pub rule: ThresholdRule,
+    /// The target of [`ThresholdRule::Sensitivity`].
+    pub target_sensitivity: Option<f64>,
+    /// Sensitivity at the threshold on the validation predictions (those it was chosen on, so
+    /// optimistic for a chosen threshold); `None` without validation data.
+    pub sensitivity: Option<f64>,
+    /// Specificity at the threshold on the same predictions.
+    pub specificity: Option<f64>,
+    /// Number of validation predictions.
+    pub n: usize,
+}
+
+/// The decision of a two-class model on one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionOutput {
+    /// The class decided on.
+    pub label: String,
+    /// Whether it is the positive (second) class.
+    pub positive: bool,
+    /// The positive class's probability.
+    pub probability: f32,
+    /// The threshold it was compared with.
+    pub threshold: f64,
+}
+
 /// A trained head with its class names and the features it was trained on: everything needed
 /// to classify an image.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +106,8 @@ pub struct Classifier {
     pub classes: Vec<String>,
     /// Head weights.
     pub head: HeadWeights,
+    /// The decision threshold (two-class models).
+    pub decision: Option<Decision>,
 }
 
 impl Classifier {
@@ -72,7 +121,29 @@ impl Classifier {
         if classes.len() != head.classes() {
             return Err(Error::ModelFile(format!("{} class names for a head with {} outputs", classes.len(), head.classes())));
         }
-        Ok(Self { spec, classes, head })
+        Ok(Self { spec, classes, head, decision: None })
+    }
+
+    /// The same classifier deciding with `decision` (ignored unless there are two classes).
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`] for a threshold outside [0, 1].
+    pub fn with_decision(mut self, decision: Option<Decision>) -> Result<Self> {
+        if let Some(d) = &decision {
+            if !(0.0..=1.0).contains(&d.threshold) {
+                return Err(Error::ModelFile(format!("decision threshold {} is not a probability", d.threshold)));
+            }
+        }
+        self.decision = decision.filter(|_| self.classes.len() == 2);
+        Ok(self)
+    }
+
+    /// The decision on class probabilities, for a two-class model with a threshold.
+    pub fn decide(&self, probabilities: &[f32]) -> Option<DecisionOutput> {
+        let d = self.decision.as_ref()?;
+        let p = *probabilities.get(1)?;
+        let positive = f64::from(p) >= d.threshold;
+        Some(DecisionOutput { label: self.classes[usize::from(positive)].clone(), positive, probability: p, threshold: d.threshold })
     }
 
     /// Class probabilities of one embedding.
@@ -111,6 +182,8 @@ impl Classifier {
 pub struct PredictOutput {
     /// Ranked classes.
     pub top: Vec<Prediction>,
+    /// The model's decision at its threshold (two-class models).
+    pub decision: Option<DecisionOutput>,
     /// Heatmap of the top class, when asked for.
     pub heatmap: Option<Heatmap>,
     /// The image's embedding (handy for callers that store it).
@@ -136,8 +209,10 @@ pub async fn predict_image(backbone: &Backbone, classifier: &Classifier, img: &R
         (out.pop().ok_or_else(|| Error::Backend("the backbone returned no embedding".into()))?, None)
     };
     let top = classifier.top_k(&embedding, top_k);
+    let decision = classifier.decide(&classifier.probabilities(&embedding));
     let heatmap = map.map(|(pooled, m)| {
-        let class = top_k_indices(&classifier.probabilities(&embedding), 1)[0];
+        // Explain the decision where there is one, else the most probable class.
+        let class = decision.as_ref().map_or_else(|| top_k_indices(&classifier.probabilities(&embedding), 1)[0], |d| usize::from(d.positive));
         let cam = classifier.cam(&m, &pooled, &embedding, class);
         let side = spec.map_size();
         Heatmap {
@@ -150,7 +225,7 @@ pub async fn predict_image(backbone: &Backbone, classifier: &Classifier, img: &R
             image_height: h,
         }
     });
-    Ok(PredictOutput { top, heatmap, embedding })
+    Ok(PredictOutput { top, decision, heatmap, embedding })
 }
 
 /// ReLU then scale to [0, 1] (all zeros stays zeros: no evidence anywhere).

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::features::FeatureSpec;
 use crate::head::{DenseWeights, HeadKind, HeadWeights};
 use crate::metrics::Metrics;
-use crate::predict::Classifier;
+use crate::predict::{Classifier, Decision, ThresholdRule};
 use crate::store::{AugmentConfig, Example, Store};
 use crate::train::{TrainConfig, TrainReport};
 
@@ -69,6 +69,9 @@ pub struct ModelMeta {
     pub augment: Option<AugmentConfig>,
     /// Held-out metrics at training time.
     pub metrics: Option<Metrics>,
+    /// The decision threshold of a two-class model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     /// Program that wrote the file.
     pub created_by: String,
 }
@@ -87,9 +90,38 @@ pub struct Model {
 }
 
 impl Model {
-    /// Build from a training result.
+    /// Build from a training result (the report's decision threshold becomes the classifier's).
     pub fn from_training(classifier: Classifier, training: TrainConfig, augment: AugmentConfig, report: &TrainReport) -> Self {
+        let classes = classifier.classes.len();
+        let mut classifier = classifier;
+        classifier.decision = report.decision.clone().filter(|_| classes == 2);
         Self { classifier, training: Some(training), augment: Some(augment), metrics: report.metrics.clone() }
+    }
+
+    /// The same model deciding at a threshold the user set. The operating point is read off the
+    /// validation ROC stored with the model, where there is one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a threshold outside [0, 1] or a model without two classes.
+    pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&threshold) || self.classifier.classes.len() != 2 {
+            return Err(Error::InvalidArgument(format!(
+                "threshold is {threshold}; a threshold applies to two-class models and is a probability from 0 to 1"
+            )));
+        }
+        let binary = self.metrics.as_ref().and_then(|m| m.binary.as_ref());
+        // Called positive when p ≥ t: the ROC point of the lowest curve threshold still ≥ t.
+        let point = binary.and_then(|b| b.roc.iter().take_while(|p| p.threshold >= threshold).last().copied());
+        let n = self.metrics.as_ref().map_or(0, |m| m.n);
+        self.classifier.decision = Some(Decision {
+            threshold,
+            rule: ThresholdRule::Fixed,
+            target_sensitivity: None,
+            sensitivity: point.map(|p| p.tpr),
+            specificity: point.map(|p| 1.0 - p.fpr),
+            n,
+        });
+        Ok(self)
     }
 
     fn meta(&self) -> ModelMeta {
@@ -104,6 +136,7 @@ impl Model {
             training: self.training.clone(),
             augment: self.augment.clone(),
             metrics: self.metrics.clone(),
+            decision: self.classifier.decision.clone(),
             created_by: format!("headtune {}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -156,7 +189,7 @@ impl Model {
         let output = blob.dense(&meta.output)?;
         let head = HeadWeights { kind: meta.head_kind, hidden, output };
         Ok(Self {
-            classifier: Classifier::new(spec, meta.classes, head)?,
+            classifier: Classifier::new(spec, meta.classes, head)?.with_decision(meta.decision)?,
             training: meta.training,
             augment: meta.augment,
             metrics: meta.metrics,

@@ -505,6 +505,30 @@ impl Engine {
         self.state.borrow().model.is_some()
     }
 
+    /// The current model's decision threshold and operating point (two classes), or `null`.
+    #[wasm_bindgen(getter)]
+    pub fn decision(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.state.borrow().model.as_ref().and_then(|m| m.classifier.decision.clone())).map_err(to_js)
+    }
+
+    /// Decide at `threshold` from now on (two-class models); returns the new decision.
+    #[wasm_bindgen(js_name = setThreshold)]
+    pub fn set_threshold(&self, threshold: f64) -> Result<JsValue, JsValue> {
+        let mut s = self.state.borrow_mut();
+        let model = s.model.take().ok_or_else(|| to_js(Error::Data("no model yet: train one or load a model file first".into())))?;
+        match model.clone().with_threshold(threshold) {
+            Ok(m) => {
+                let decision = m.classifier.decision.clone();
+                s.model = Some(m);
+                to_value(&decision).map_err(to_js)
+            }
+            Err(e) => {
+                s.model = Some(model);
+                Err(to_js(e))
+            }
+        }
+    }
+
     /// Class names of the current model, in output order.
     #[wasm_bindgen(getter, js_name = modelClasses)]
     pub fn model_classes(&self) -> Vec<String> {

@@ -228,8 +228,31 @@ export interface Prediction {
   probability: number;
 }
 
-/** Sorted by probability, most probable first; `heatmap` when asked for. */
-export type Predictions = Prediction[] & { heatmap?: Heatmap };
+/** A two-class model's call on one image at its threshold. */
+export interface DecisionOutput {
+  label: string;
+  /** Whether `label` is the second (positive) class. */
+  positive: boolean;
+  /** The positive class's probability. */
+  probability: number;
+  threshold: number;
+}
+
+/** A two-class model's threshold and the operating point it was chosen at. */
+export interface Decision {
+  /** Call the second class when its probability is at least this. */
+  threshold: number;
+  /** `youden` (max sensitivity + specificity), `sensitivity` (a target), `fixed` (set), `default` (0.5, no validation). */
+  rule: 'youden' | 'sensitivity' | 'fixed' | 'default';
+  targetSensitivity: number | null;
+  /** On the validation predictions it was chosen on (optimistic for a chosen threshold). */
+  sensitivity: number | null;
+  specificity: number | null;
+  n: number;
+}
+
+/** Sorted by probability, most probable first; `heatmap` when asked for; `decision` for two-class models. */
+export type Predictions = Prediction[] & { heatmap?: Heatmap; decision?: DecisionOutput };
 
 export interface PredictOptions {
   /** How many classes to return (default 3). */
@@ -274,6 +297,10 @@ export declare class Tuner {
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
   /** The embedding of the image's evaluation view (`features.dim` values). */
   embed(image: ImageInput): Promise<Float32Array>;
+  /** Decide at this threshold from now on (two-class models); resolves to the new decision. */
+  setThreshold(threshold: number): Promise<Decision>;
+  /** The trained model's decision (two classes), or null. */
+  readonly decision: Decision | null;
   /** The model file: the same format `headtune train/eval/predict` use. */
   exportModel(): Promise<Uint8Array>;
   saveProject(options?: { extra?: unknown }): Promise<Uint8Array>;
@@ -294,6 +321,8 @@ export declare class Classifier {
   readonly backendReason: string;
   /** Class names in output order. */
   readonly labels: string[];
+  /** The model's decision threshold (two classes), or null. */
+  readonly decision: Decision | null;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
   memory(): Promise<number>;
   dispose(): void;

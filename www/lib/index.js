@@ -206,10 +206,14 @@ function predictArgs(where, opts) {
   return { topK, heatmap: opts.heatmap ?? false };
 }
 
-/** `[{label, probability}]` with `.heatmap` attached when one was computed. */
+/**
+ * `[{label, probability}]` with `.heatmap` attached when one was computed and `.decision` (the
+ * model's call at its threshold) for two-class models.
+ */
 function predictions(out) {
   const list = out.top.map((p) => ({ label: p.label, probability: p.probability }));
   if (out.heatmap) list.heatmap = out.heatmap;
+  if (out.decision) list.decision = out.decision;
   return list;
 }
 
@@ -376,6 +380,24 @@ export class Tuner {
     return imageCall(this.#channel, 'tuner.embed', image, 'embed', {});
   }
 
+  /**
+   * Decide two-class predictions at `threshold` (on the second class's probability) from now
+   * on, instead of the one chosen at training; saved with the model. Resolves to the model's
+   * decision `{ threshold, rule, sensitivity, specificity, … }` (the operating point read off
+   * the validation ROC).
+   */
+  async setThreshold(threshold) {
+    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) {
+      fail(`tuner.setThreshold: threshold is ${JSON.stringify(threshold)}; use a probability from 0 to 1`);
+    }
+    return this.#channel.call('setThreshold', { threshold });
+  }
+
+  /** The trained model's decision threshold and its validation operating point (two classes), or null. */
+  get decision() {
+    return this.#channel.state.decision ?? null;
+  }
+
   /** The trained model as a model file (the format the `headtune` CLI reads and writes). */
   async exportModel() {
     return this.#channel.call('exportModel');
@@ -443,6 +465,11 @@ export class Classifier {
   /** How the model's embeddings are made: `{ backbone, inputSize, crop, pooling, dim }`. */
   get features() {
     return { ...this.#channel.state.features };
+  }
+
+  /** The model's decision threshold and its validation operating point (two classes), or null. */
+  get decision() {
+    return this.#channel.state.decision ?? null;
   }
 
   /** Class names in the model's output order. */

@@ -51,6 +51,7 @@ function state() {
   return {
     backend: engine.backend,
     features: engine.features,
+    decision: engine.decision,
     backendReason: engine.fallbackReason ?? backendReason,
     classes: engine.classes(),
     modelClasses: engine.modelClasses,
@@ -227,6 +228,7 @@ const OPS = {
   embed: ({ image }) => engine.embed(image.bytes, image.width ?? 0, image.height ?? 0, image.rgba),
 
   exportModel: () => engine.exportModel(),
+  setThreshold: ({ threshold }) => engine.setThreshold(threshold),
   saveProject: ({ extra }) => engine.saveProject(extra),
 
   async benchmark({ bytes, batch, rounds }) {

@@ -194,8 +194,16 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, spec: &FeatureSpe
     } else {
         println!("trained in {train_secs:.2} s; best epoch {} ({} validation){}", report.best_epoch, report.validation,
             if report.stopped_early { ", stopped early" } else { "" });
+        if report.refit {
+            println!("the head was then trained on all {} images for {} epochs (refit); the metrics below are the held-out ones", report.train_examples, report.best_epoch);
+        } else {
+            println!("the head was trained on {} images (no refit)", report.train_examples);
+        }
         if let Some(m) = &report.metrics {
             print_metrics(m);
+        }
+        if let Some(d) = &report.decision {
+            print_decision(d, &store.class_names()[1]);
         }
         for w in &report.warnings {
             println!("WARNING [{}]: {}", w.code, w.message);
@@ -217,13 +225,32 @@ fn print_metrics(m: &Metrics) {
     }
 }
 
+fn print_decision(d: &headtune::predict::Decision, positive: &str) {
+    let how = match (d.rule, d.target_sensitivity) {
+        (headtune::predict::ThresholdRule::Sensitivity, Some(t)) => format!("highest with validation sensitivity ≥ {t}"),
+        (rule, _) => format!("{rule:?}").to_lowercase(),
+    };
+    match (d.sensitivity, d.specificity) {
+        (Some(se), Some(sp)) => println!(
+            "decision: \"{positive}\" when its probability ≥ {:.3} ({how}; on the {} validation predictions it was chosen on: sensitivity {se:.3}, specificity {sp:.3})",
+            d.threshold, d.n
+        ),
+        _ => println!("decision: \"{positive}\" when its probability ≥ {:.3} ({how}; no validation data)", d.threshold),
+    }
+}
+
 fn read_model(path: &Path) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
     Model::from_bytes(&bytes)
 }
 
-pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, cache: &CacheArgs) -> Result<bool> {
+pub fn run_eval(model_path: &Path, dataset: &Path, threshold: Option<f64>, json: bool, cache: &CacheArgs) -> Result<bool> {
     let model = read_model(model_path)?;
+    if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(Error::InvalidArgument(format!("--threshold is {t}; use a probability from 0 to 1")));
+    }
+    // The model's own threshold unless overridden (0.5 for models without one).
+    let threshold = threshold.or(model.classifier.decision.as_ref().map(|d| d.threshold)).unwrap_or(0.5);
     let classes = &model.classifier.classes;
     // Only the evaluation view is needed, made the way the model's training images were.
     let mut embedder = Embedder::new(model.classifier.spec, AugmentConfig::default(), cache)?;
@@ -300,13 +327,19 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
             Ok((out, file)) => {
                 if json {
                     let mut line = json!({ "file": name, "top": out.top });
+                    if let Some(d) = &out.decision {
+                        line["decision"] = json!(d);
+                    }
                     if let Some(f) = file {
                         line["heatmap"] = json!(f.display().to_string());
                     }
                     println!("{line}");
                 } else {
                     let list: Vec<String> = out.top.iter().map(|p| format!("{} ({:.3})", p.label, p.probability)).collect();
-                    println!("{name}: {}", list.join(", "));
+                    let decision = out.decision.as_ref().map_or(String::new(), |d| {
+                        format!(" → {} (p {:.3} {} {:.3})", d.label, d.probability, if d.positive { "≥" } else { "<" }, d.threshold)
+                    });
+                    println!("{name}: {}{decision}", list.join(", "));
                 }
             }
             Err(e) => {
