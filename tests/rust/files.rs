@@ -1,5 +1,6 @@
 //! Model and project files: round trips, and rejection of corrupt, truncated and foreign files.
 
+use headtune::features::FeatureSpec;
 use headtune::head::{DenseWeights, HeadKind, HeadWeights};
 use headtune::predict::Classifier;
 use headtune::project::{Model, Project};
@@ -14,7 +15,7 @@ fn classifier() -> Classifier {
         weight: (0..1280 * d_out).map(|i| (i as f32 * 0.37).sin() * 0.01).collect(),
         bias: vec![0.1, -0.2, 0.3],
     };
-    Classifier::new(vec!["normal".into(), "pneumonia".into(), "<img src=x onerror=alert(1)>".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
+    Classifier::new(FeatureSpec::v1(), vec!["normal".into(), "pneumonia".into(), "<img src=x onerror=alert(1)>".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
         .expect("valid classifier")
 }
 
@@ -45,7 +46,7 @@ fn model_with_two_class_metrics_round_trips() {
     let probs = vec![vec![0.8, 0.2], vec![0.3, 0.7], vec![0.6, 0.4], vec![0.1, 0.9]];
     let metrics = headtune::metrics::evaluate(&["a".into(), "b".into()], &[0, 1, 1, 1], &probs, 0.5);
     let mut m = model();
-    m.classifier = Classifier::new(vec!["a".into(), "b".into()], HeadWeights {
+    m.classifier = Classifier::new(FeatureSpec::v1(), vec!["a".into(), "b".into()], HeadWeights {
         kind: HeadKind::Linear,
         hidden: None,
         output: DenseWeights { d_in: 1280, d_out: 2, weight: vec![0.01; 2560], bias: vec![0.0, 0.1] },
@@ -88,7 +89,7 @@ fn truncated_foreign_and_newer_files_have_clear_errors() {
 
 #[test]
 fn project_round_trip_keeps_embeddings_model_and_extra() {
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for i in 0..5 {
         let views: Vec<Vec<f32>> = (0..3).map(|v| (0..1280).map(|j| (i * 7 + v * 3 + j) as f32 * 1e-3).collect()).collect();
         store.add(if i % 2 == 0 { "a" } else { "b" }, &format!("img{i}.png"), views).expect("add");
@@ -130,7 +131,7 @@ fn with_meta(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8>
 }
 
 fn small_project() -> Project {
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for i in 0..4 {
         store.add(["a", "b"][i % 2], &format!("{i}.png"), vec![vec![0.25 * i as f32; 1280]; 2]).expect("add");
     }
@@ -186,7 +187,7 @@ fn recrc(mut bytes: Vec<u8>) -> Vec<u8> {
 fn overflowing_weights_are_refused() {
     let mut c = classifier();
     c.head.output.weight.iter_mut().for_each(|w| *w = 3e38);
-    let err = Classifier::new(c.classes.clone(), c.head.clone()).unwrap_err().to_string();
+    let err = Classifier::new(c.spec, c.classes.clone(), c.head.clone()).unwrap_err().to_string();
     assert!(err.contains("the weights are too large: logits could reach"), "{err}");
     // Written by hand into a file (the writer cannot produce it), the reader refuses it too.
     let mut bytes = model().to_bytes().expect("writes");
@@ -207,7 +208,7 @@ fn crafted_projects_are_refused_on_load() {
     };
     for (bytes, expect) in [
         (with_meta(&p, |v| v["augment"]["minArea"] = serde_json::json!(5)), "augment minArea is 5"),
-        (with_meta(&p, |v| v["augment"]["brightness"] = serde_json::json!(1e308)), "augment brightness"),
+        (with_meta(&p, |v| v["augment"]["brightness"] = serde_json::json!(1e308)), "number out of range"),
         (with_meta(&p, |v| v["augment"]["views"] = serde_json::json!(1_000_000_000)), "augment views is 1000000000"),
         (with_meta(&p, |v| v["examples"][0]["id"] = serde_json::json!(u64::MAX)), "is above"),
         (with_meta(&p, |v| v["examples"][1]["id"] = serde_json::json!(0)), "appears twice"),
@@ -243,7 +244,7 @@ fn a_renamed_class_renames_the_model_file_and_keeps_its_predictions() {
     let mut m = model();
     let before = m.classifier.top_k(&e, 3);
     assert!(m.rename_class("pneumonia", "lung infection"));
-    let back = Model::from_bytes(&m.to_bytes()).expect("parses");
+    let back = Model::from_bytes(&m.to_bytes().expect("writes")).expect("parses");
     assert_eq!(back.classifier.classes, ["normal", "lung infection", "<img src=x onerror=alert(1)>"]);
     let after = back.classifier.top_k(&e, 3);
     for (b, a) in before.iter().zip(&after) {

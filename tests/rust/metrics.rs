@@ -64,7 +64,11 @@ fn two_class_evaluate_uses_threshold_on_positive_class() {
     // ≥ 0.62 positive: 0.65 and 0.9 → both positives found, no negative called positive.
     assert_eq!((b.sensitivity, b.specificity), (1.0, 1.0));
     assert_eq!(b.positive, "c1");
-    assert!((m.accuracy - 0.75).abs() < 1e-12, "argmax accuracy is threshold-free");
+    // Accuracy and confusion are at the threshold too (they used to be arg-max: 0.75 here).
+    assert_eq!(m.accuracy, 1.0);
+    assert_eq!(m.confusion, vec![vec![2, 0], vec![0, 2]]);
+    let at_half = evaluate(&names(2), &[0, 0, 1, 1], &probs, 0.5);
+    assert_eq!((at_half.accuracy, at_half.confusion.clone()), (0.75, vec![vec![1, 1], vec![0, 2]]));
 }
 
 #[test]
