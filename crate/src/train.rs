@@ -426,6 +426,13 @@ pub async fn train_pausing(
     })
 }
 
+/// The backend's random generator (initialisation, dropout masks) is one per process, seeded
+/// at the start of each run: runs that overlapped in time (threads of one process — the tests)
+/// would draw from it in turn and lose their determinism. Natively they take turns; the wasm
+/// engine trains one head at a time anyway.
+#[cfg(not(target_family = "wasm"))]
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The decision threshold of a two-class model: the fixed one, or one chosen on the held-out
 /// predictions (Youden's J or the target sensitivity), or 0.5 without any.
 fn choose_decision(config: &TrainConfig, held_out: Option<&(Vec<usize>, Vec<Vec<f32>>)>) -> Decision {
@@ -550,6 +557,9 @@ impl Ctx<'_> {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Run> {
         let cfg = self.config;
+        // Natively, runs take turns with the backend's random generator (see BACKEND_RNG).
+        #[cfg(not(target_family = "wasm"))]
+        let _turn = BACKEND_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let ad = self.device.clone().autodiff();
         ad.seed(rand::Rng::random(rng));
         let dim = self.store.dim();

@@ -149,7 +149,8 @@ fn crafted_metadata_is_refused_on_load() {
         (with_meta(&m, |v| v["classes"] = serde_json::json!(["\u{1b}[31mred", "b", "c"])), "control character"),
         (with_meta(&m, |v| v["classes"] = serde_json::json!([" a", "b", "c"])), "spaces around it"),
         (with_meta(&m, |v| v["classes"] = serde_json::json!(["x".repeat(101), "b", "c"])), "longer than 100"),
-        (with_meta(&m, |v| v["preprocessing"]["inputSize"] = serde_json::json!(320)), "expects images prepared as"),
+        (with_meta(&m, |v| v["features"]["inputSize"] = serde_json::json!(5000)), "input size is 5000"),
+        (with_meta(&m, |v| v["features"]["crop"] = serde_json::json!("zoom")), "unknown variant `zoom`"),
         (with_meta(&m, |v| v["augment"] = serde_json::json!({ "minArea": 5 })), "augment minArea is 5"),
         (with_meta(&m, |v| v["training"] = serde_json::json!({ "epochs": 0 })), "epochs is 0"),
     ];
@@ -157,7 +158,7 @@ fn crafted_metadata_is_refused_on_load() {
         assert!(model_error(&bytes).contains(expect), "{expect}: {}", model_error(&bytes));
     }
     // A 10 MB backbone string is named, not echoed whole.
-    let err = model_error(&with_meta(&m, |v| v["backbone"] = serde_json::json!("x".repeat(10 << 20))));
+    let err = model_error(&with_meta(&m, |v| v["features"]["backbone"] = serde_json::json!("x".repeat(10 << 20))));
     assert!(err.len() < 300 && err.contains("xxx…"), "{} characters", err.len());
     // Version 0 and a non-zero reserved byte.
     let mut v0 = m.clone();

@@ -119,7 +119,12 @@ fn metrics_are_total_over_nan_and_infinite_scores() {
 
     let probs = vec![vec![f32::NAN, f32::NAN], vec![0.2, 0.8], vec![f32::NAN, 0.3], vec![0.6, f32::NAN]];
     let m = evaluate(&names(2), &[0, 1, 1, 0], &probs, 0.5);
-    assert_eq!(m.confusion, vec![vec![2, 0], vec![0, 2]], "NaN never wins the argmax");
+    // Two classes decide at the threshold on the positive class's probability: a NaN
+    // probability is never called positive ([NaN, 0.3] is below 0.5 → negative).
+    assert_eq!(m.confusion, vec![vec![2, 0], vec![1, 1]], "NaN is never positive");
+    let three = vec![vec![f32::NAN, 0.1, 0.2], vec![0.2, f32::NAN, 0.1], vec![0.1, 0.2, f32::NAN]];
+    let m3 = evaluate(&names(3), &[2, 0, 1], &three, 0.5);
+    assert_eq!(m3.confusion, vec![vec![1, 0, 0], vec![0, 1, 0], vec![0, 0, 1]], "NaN never wins the argmax");
     let json = serde_json::to_string(&m).expect("json");
     assert!(!json.contains("null"), "{json}");
 }
