@@ -121,9 +121,10 @@ impl From<FeatureSpec> for SpecFields {
 }
 
 impl Default for FeatureSpec {
-    /// Lite0 at its own 224 px, centre crop, average pooling.
+    /// Lite0 at its own 224 px, `auto` crop (full image if grey-scale, else the centre crop),
+    /// average pooling.
     fn default() -> Self {
-        Self::v1()
+        Self { crop: Crop::Auto, ..Self::v1() }
     }
 }
 
@@ -181,9 +182,10 @@ impl FeatureSpec {
         self.backbone.arch().map_size(self.input_size)
     }
 
-    /// The evaluation view of an image of this size.
-    pub fn eval_view(&self, width: u32, height: u32) -> View {
-        View::eval(width, height, self.crop, self.input_size)
+    /// The evaluation view of an image (`auto` crop resolved from its pixels).
+    pub fn eval_view(&self, img: &Rgb) -> View {
+        let (width, height) = img.dimensions();
+        View::eval(width, height, self.crop.resolve(img), self.input_size)
     }
 
     /// One line for people: `lite0, 224 px, crop center, pooling avg`.
@@ -281,8 +283,7 @@ impl FeatureSpec {
     /// # Errors
     /// As [`preprocess::preprocess`] and [`Self::embed_inputs`].
     pub async fn embed_image(&self, backbone: &Backbone, img: &Rgb) -> Result<Vec<f32>> {
-        let (w, h) = img.dimensions();
-        let input = preprocess::preprocess(img, &self.eval_view(w, h), self.input_size)?;
+        let input = preprocess::preprocess(img, &self.eval_view(img), self.input_size)?;
         let mut out = self.embed_inputs(backbone, &[&input]).await?;
         out.pop().ok_or_else(|| Error::Backend("the backbone returned no embedding".into()))
     }

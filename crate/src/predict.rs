@@ -201,7 +201,7 @@ pub struct PredictOutput {
 pub async fn predict_image(backbone: &Backbone, classifier: &Classifier, img: &Rgb, top_k: usize, heatmap: bool) -> Result<PredictOutput> {
     let spec = &classifier.spec;
     let (w, h) = img.dimensions();
-    let view = spec.eval_view(w, h);
+    let view = spec.eval_view(img);
     let input = preprocess::preprocess(img, &view, spec.input_size())?;
     let (embedding, map) = if heatmap {
         let (pooled, embedding, map) = spec.embed_with_map(backbone, &input).await?;

@@ -1,6 +1,6 @@
 //! Preprocessing: upright RGB pixels → the `3 × S × S` `f32` input the backbone expects.
 //!
-//! Three ways to frame the image ([`Crop`]):
+//! Three ways to frame the image ([`Crop`]), and a rule that picks one per image:
 //! - `center`: the evaluation convention of the weights (BACKBONE.md) — centre square of side
 //!   `floor(S / (S + 32) · min(h, w))` (87.5 % at 224), the way ImageNet photos were seen in
 //!   training. It cuts the edges: fine for photos, harmful where the edges matter (the lung
@@ -8,6 +8,11 @@
 //! - `full`: the whole image resized to the square (the aspect ratio is not kept).
 //! - `pad`: the whole image resized to fit, aspect kept, letterboxed with mid-grey (127, which
 //!   normalises to 0 — the value the network's own zero padding stands for).
+//! - `auto` (the default): `full` for a grey-scale image (X-rays, CT and MRI slices: their edges
+//!   carry the diagnosis), `center` for a colour one (photos, stained cells). Measured: the full
+//!   image gains 4–5.5 points of accuracy on chest X-rays, the crop 1–2 on colour photos
+//!   (README, Transfer). [`Crop::resolve`] decides from the pixels, so prediction frames each
+//!   image exactly as training did.
 //!
 //! Resizing is bicubic with antialiasing (Pillow's `BICUBIC`): `fast_image_resize`'s Catmull-Rom
 //! convolution is the same filter (Keys cubic, a = −0.5, support widened when downscaling). Then
@@ -40,11 +45,13 @@ pub enum Crop {
     Full,
     /// The whole image, aspect kept, letterboxed with mid-grey.
     Pad,
+    /// `full` for a grey-scale image, `center` for a colour one ([`Crop::resolve`]).
+    Auto,
 }
 
 impl Crop {
     /// Every mode.
-    pub const ALL: [Self; 3] = [Self::Center, Self::Full, Self::Pad];
+    pub const ALL: [Self; 4] = [Self::Center, Self::Full, Self::Pad, Self::Auto];
 
     /// The name used on the command line, in the JS API and in files.
     pub fn name(self) -> &'static str {
@@ -52,15 +59,49 @@ impl Crop {
             Self::Center => "center",
             Self::Full => "full",
             Self::Pad => "pad",
+            Self::Auto => "auto",
         }
     }
+
+    /// The framing this image gets: `auto` becomes `full` for a grey-scale image and `center`
+    /// otherwise; the other modes are themselves.
+    pub fn resolve(self, img: &Rgb) -> Self {
+        match self {
+            Self::Auto if is_greyscale(img) => Self::Full,
+            Self::Auto => Self::Center,
+            other => other,
+        }
+    }
+}
+
+/// Whether an image is grey-scale: fewer than 1 % of (up to ~4096 sampled) pixels have channels
+/// more than 12 levels apart. The tolerance absorbs the chroma noise of grey images saved as
+/// colour JPEGs; a stained slide or a photo has far more coloured pixels than that.
+pub fn is_greyscale(img: &Rgb) -> bool {
+    let (w, h) = img.dimensions();
+    let n = u64::from(w) * u64::from(h);
+    if n == 0 {
+        return true;
+    }
+    let step = (n / 4096).max(1);
+    let (mut seen, mut coloured) = (0u64, 0u64);
+    let mut i = 0u64;
+    while i < n {
+        // i < w·h, so both coordinates fit in u32.
+        let p = img.get_pixel((i % u64::from(w)) as u32, (i / u64::from(w)) as u32).0;
+        let spread = p.iter().max().copied().unwrap_or(0) - p.iter().min().copied().unwrap_or(0);
+        seen += 1;
+        coloured += u64::from(spread > 12);
+        i += step;
+    }
+    coloured * 100 < seen
 }
 
 impl std::str::FromStr for Crop {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         Self::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
-            Error::InvalidArgument(format!("crop is {:?}; use \"center\", \"full\" or \"pad\"", s.chars().take(40).collect::<String>()))
+            Error::InvalidArgument(format!("crop is {:?}; use \"auto\", \"center\", \"full\" or \"pad\"", s.chars().take(40).collect::<String>()))
         })
     }
 }
@@ -133,9 +174,11 @@ pub struct View {
 
 impl View {
     /// The evaluation view of an image of this size, framed by `crop` for input side `size`.
+    /// `auto` needs the pixels: resolve it first ([`Crop::resolve`]); unresolved it frames like
+    /// `center`.
     pub fn eval(width: u32, height: u32, crop: Crop, size: usize) -> Self {
         let (crop, letterbox) = match crop {
-            Crop::Center => (CropBox::centre(width, height, size), false),
+            Crop::Center | Crop::Auto => (CropBox::centre(width, height, size), false),
             Crop::Full => (CropBox::whole(width, height), false),
             Crop::Pad => (CropBox::whole(width, height), true),
         };
@@ -241,7 +284,7 @@ pub fn preprocess(img: &Rgb, view: &View, size: usize) -> Result<Vec<f32>> {
 /// As [`render`].
 pub fn preprocess_eval(img: &Rgb, crop: Crop, size: usize) -> Result<Vec<f32>> {
     let (w, h) = img.dimensions();
-    preprocess(img, &View::eval(w, h, crop, size), size)
+    preprocess(img, &View::eval(w, h, crop.resolve(img), size), size)
 }
 
 /// Square RGB pixels → `(v − 127) / 128`, channels first.

@@ -58,11 +58,11 @@ impl AugmentConfig {
         Ok(())
     }
 
-    /// The views of an image of this size under `spec`: the evaluation view first, then
+    /// The views of an image under `spec`: the evaluation view first, then
     /// `views` random ones drawn from `seed` (so they do not depend on the order images were
     /// added in).
-    pub fn views_for(&self, spec: &FeatureSpec, width: u32, height: u32, seed: u64) -> Vec<View> {
-        let eval = spec.eval_view(width, height);
+    pub fn views_for(&self, spec: &FeatureSpec, img: &Rgb, seed: u64) -> Vec<View> {
+        let eval = spec.eval_view(img);
         let mut out = vec![eval];
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let c = eval.crop;
@@ -106,8 +106,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 /// # Errors
 /// As [`preprocess::preprocess`].
 pub fn view_inputs(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let (w, h) = img.dimensions();
-    augment.views_for(spec, w, h, seed).iter().map(|v| preprocess::preprocess(img, v, spec.input_size())).collect()
+    augment.views_for(spec, img, seed).iter().map(|v| preprocess::preprocess(img, v, spec.input_size())).collect()
 }
 
 /// Embed every view of one decoded image under `spec`: `[eval, aug1, …, augN]`.

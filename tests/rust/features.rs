@@ -95,9 +95,9 @@ fn augmented_views_keep_the_framing_inside_the_evaluation_box() {
     let wide = image::RgbImage::from_fn(300, 100, |x, y| image::Rgb([(x % 256) as u8, (y * 2) as u8, 7]));
     for crop in Crop::ALL {
         let s = spec(BackboneKind::Lite0, None, crop, Pooling::Avg);
-        let views = augment.views_for(&s, 300, 100, 7);
+        let views = augment.views_for(&s, &wide, 7);
         let eval = views[0];
-        assert_eq!(eval, s.eval_view(300, 100));
+        assert_eq!(eval, s.eval_view(&wide));
         for v in &views[1..] {
             let (b, e) = (v.crop, eval.crop);
             assert!(b.x >= e.x - 1e-9 && b.y >= e.y - 1e-9, "{crop}: {b:?} inside {e:?}");
@@ -329,4 +329,44 @@ fn lite1_and_lite2_embed_at_their_own_size() {
         let err = pollster::block_on(FeatureSpec::v1().embed_image(&backbone, &halves())).expect_err("other backbone");
         assert!(err.to_string().contains(kind.name()), "{err}");
     }
+}
+
+/// `auto` frames a grey-scale image whole and a colour one by the centre crop, decided from the
+/// pixels: grey images saved as colour JPEGs (chroma noise) stay grey; a few coloured pixels
+/// (an annotation) do not make a scan a photo, a stained slide is colour.
+#[test]
+fn auto_crop_is_full_for_grey_images_and_center_for_colour_ones() {
+    use headtune::preprocess::is_greyscale;
+    let grey = image::RgbImage::from_fn(320, 240, |x, y| {
+        let v = ((x * 7 + y * 3) % 256) as u8;
+        // ±5 levels of channel noise, as a JPEG of a grey scan has.
+        image::Rgb([v, v.saturating_add(((x + y) % 6) as u8), v.saturating_sub((x % 5) as u8)])
+    });
+    let mut annotated = grey.clone();
+    for x in 0..30 {
+        annotated.put_pixel(x, 0, image::Rgb([255, 0, 0]));
+    }
+    let stained = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([200, ((x + y) % 120) as u8, 180]));
+    let photo = tests_photo();
+    assert!(is_greyscale(&grey) && is_greyscale(&annotated));
+    assert!(!is_greyscale(&stained) && !is_greyscale(&photo));
+    assert!(is_greyscale(&image::RgbImage::new(0, 0)), "an empty image has no colour");
+    for (img, expect) in [(&grey, Crop::Full), (&annotated, Crop::Full), (&stained, Crop::Center), (&photo, Crop::Center)] {
+        assert_eq!(Crop::Auto.resolve(img), expect);
+        assert_eq!(Crop::Pad.resolve(img), Crop::Pad, "explicit modes stay");
+        let auto = spec(BackboneKind::Lite0, None, Crop::Auto, Pooling::Avg);
+        let fixed = spec(BackboneKind::Lite0, None, expect, Pooling::Avg);
+        assert_eq!(auto.eval_view(img), fixed.eval_view(img));
+        assert_eq!(
+            preprocess::preprocess_eval(img, Crop::Auto, 224).expect("auto"),
+            preprocess::preprocess_eval(img, expect, 224).expect("fixed")
+        );
+    }
+    assert_eq!(headtune::features::FeatureSpec::default().crop(), Crop::Auto, "the default");
+    assert_eq!("auto".parse::<Crop>().expect("parses"), Crop::Auto);
+}
+
+fn tests_photo() -> image::RgbImage {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/chelsea.png")).expect("chelsea.png");
+    headtune::image::decode(&bytes).expect("decodes")
 }

@@ -84,7 +84,7 @@ fn exercise_model(m: &Model) {
 fn exercise_project(p: &Project) {
     let _ = p.store.counts();
     for (w, h) in [(1, 1), (640, 480), (3, 5000)] {
-        let views = p.augment.views_for(p.store.spec(), w, h, 42);
+        let views = p.augment.views_for(p.store.spec(), &image::RgbImage::new(w, h), 42);
         assert_eq!(views.len(), 1 + p.augment.views);
     }
     if let Some(m) = &p.model {

@@ -10,9 +10,11 @@ export type BackboneName = 'lite0' | 'lite1' | 'lite2';
 /**
  * How an image is framed into the square network input: `center` = the 87.5 % centre crop the
  * weights were trained with (photos), `full` = the whole image stretched to the square,
- * `pad` = the whole image letterboxed with mid-grey (edges matter: scans, X-rays).
+ * `pad` = the whole image letterboxed with mid-grey, `auto` (default) = `full` for a grey-scale
+ * image (X-rays, scans: the edges matter), `center` for a colour one — decided per image from
+ * its pixels, the same way at training and prediction.
  */
-export type Crop = 'center' | 'full' | 'pad';
+export type Crop = 'auto' | 'center' | 'full' | 'pad';
 
 /**
  * How feature maps become the embedding: `avg` = average of the last layer (1280 values),
@@ -91,7 +93,7 @@ export interface LoadOptions {
 export interface CreateOptions extends LoadOptions {
   /** Default `'lite0'`. */
   backbone?: BackboneName;
-  /** Default `'center'`. */
+  /** Default `'auto'`. */
   crop?: Crop;
   /** Default `'avg'`. */
   pooling?: Pooling;
@@ -159,8 +161,15 @@ export interface TrainOptions {
   classBalanced?: boolean | null;
   /** Early-stopping patience in epochs (0 = off). */
   patience?: number;
-  /** Decision threshold on the second class's probability (two classes). */
+  /**
+   * A fixed decision threshold on the second class's probability (two classes). Absent: chosen
+   * on the validation (or out-of-fold) predictions — Youden's J, or `targetSensitivity`.
+   */
   threshold?: number;
+  /** Choose the highest threshold whose validation sensitivity reaches this (screening: 0.95). */
+  targetSensitivity?: number;
+  /** Train the returned head again on every image after choosing epochs on validation (default true). */
+  refit?: boolean;
   seed?: number;
   /** Train on the augmented views stored with each image (default true) or evaluation views only. */
   augment?: boolean;

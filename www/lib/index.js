@@ -11,7 +11,7 @@ export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
 /** Feature extractors (`backbone` of `Tuner.create`): EfficientNet-Lite0 (default), 1, 2. */
 export const BACKBONES = Object.freeze(['lite0', 'lite1', 'lite2']);
 /** How images are framed (`crop` of `Tuner.create`). */
-export const CROPS = Object.freeze(['center', 'full', 'pad']);
+export const CROPS = Object.freeze(['auto', 'center', 'full', 'pad']);
 /** How feature maps are pooled (`pooling` of `Tuner.create`). */
 export const POOLINGS = Object.freeze(['avg', 'avgmax', 'multi']);
 

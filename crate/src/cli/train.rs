@@ -477,8 +477,7 @@ impl HeatmapNames {
 /// The network's view of the image (what it saw, at its input size) with the heatmap in red,
 /// written atomically to `out`.
 fn write_overlay(img: &headtune::image::Rgb, spec: &FeatureSpec, h: &headtune::predict::Heatmap, out: &Path) -> Result<PathBuf> {
-    let (w, hgt) = img.dimensions();
-    let view = headtune::preprocess::render(img, &spec.eval_view(w, hgt), spec.input_size())?;
+    let view = headtune::preprocess::render(img, &spec.eval_view(img), spec.input_size())?;
     let size = view.width();
     let overlay = image::RgbImage::from_fn(size, size, |x, y| {
         let gx = (x as usize * h.width / size as usize).min(h.width - 1);
