@@ -40,6 +40,7 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", 
 
 # name -> (flags for `headtune train` / `embed`, flags for `train` only)
 CONFIGS = {
+    "auto":              (["--crop", "auto"], []),
     "center":            (["--crop", "center"], []),
     "full":              (["--crop", "full"], []),
     "pad":               (["--crop", "pad"], []),
@@ -54,7 +55,7 @@ CONFIGS = {
     "full sens≥0.95":    (["--crop", "full"], ["--target-sensitivity", "0.95"]),
     "full no-refit":     (["--crop", "full"], ["--no-refit"]),
 }
-QUICK = ["center", "full", "pad", "full multi", "full lite2", "full thr=0.5"]
+QUICK = ["auto", "center", "full", "pad", "full multi", "full lite2", "full thr=0.5"]
 
 
 def list_dataset(root):
