@@ -83,7 +83,7 @@ def spec_json(flags):
     backbone = opts.get("--backbone", "lite0")
     size = int(opts.get("--input-size", {"lite0": 224, "lite1": 240, "lite2": 260}[backbone]))
     return json.dumps({"backbone": f"efficientnet-{backbone}/imagenet/tf-same/v1", "inputSize": size,
-                       "crop": opts.get("--crop", "center"), "pooling": opts.get("--pooling", "avg")},
+                       "crop": opts.get("--crop", "auto"), "pooling": opts.get("--pooling", "avg")},
                       separators=(",", ":")).encode()
 
 
@@ -106,7 +106,8 @@ def embed_kfold(binary, flags, root, files, cache, repo):
     rows = []
     for f in files:
         key = hashlib.sha256(prefix + open(f, "rb").read()).hexdigest()
-        rows.append(np.fromfile(os.path.join(cache, key[:2], f"{key}.f32"), dtype="<f4"))
+        # Cache entry: magic (8 bytes), view count, width, CRC-32 (u32 each), then the values.
+        rows.append(np.fromfile(os.path.join(cache, key[:2], f"{key}.f32"), dtype="<f4", offset=20))
     return report, np.array(rows, dtype=np.float64), wall / len(files), cpu / len(files)
 
 
