@@ -243,7 +243,7 @@ fn a_renamed_class_renames_the_model_file_and_keeps_its_predictions() {
     let mut m = model();
     let before = m.classifier.top_k(&e, 3);
     assert!(m.rename_class("pneumonia", "lung infection"));
-    let back = Model::from_bytes(&m.to_bytes()).expect("parses");
+    let back = Model::from_bytes(&m.to_bytes().expect("writes")).expect("parses");
     assert_eq!(back.classifier.classes, ["normal", "lung infection", "<img src=x onerror=alert(1)>"]);
     let after = back.classifier.top_k(&e, 3);
     for (b, a) in before.iter().zip(&after) {
