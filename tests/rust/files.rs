@@ -207,7 +207,7 @@ fn crafted_projects_are_refused_on_load() {
     };
     for (bytes, expect) in [
         (with_meta(&p, |v| v["augment"]["minArea"] = serde_json::json!(5)), "augment minArea is 5"),
-        (with_meta(&p, |v| v["augment"]["brightness"] = serde_json::json!(1e308)), "augment brightness"),
+        (with_meta(&p, |v| v["augment"]["brightness"] = serde_json::json!(1e308)), "number out of range"),
         (with_meta(&p, |v| v["augment"]["views"] = serde_json::json!(1_000_000_000)), "augment views is 1000000000"),
         (with_meta(&p, |v| v["examples"][0]["id"] = serde_json::json!(u64::MAX)), "is above"),
         (with_meta(&p, |v| v["examples"][1]["id"] = serde_json::json!(0)), "appears twice"),
