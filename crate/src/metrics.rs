@@ -74,7 +74,8 @@ pub struct Binary {
 pub struct Metrics {
     /// Examples evaluated.
     pub n: usize,
-    /// Fraction predicted correctly (arg-max).
+    /// Fraction predicted correctly: arg-max, or for two classes "positive when its probability
+    /// is at least the threshold".
     pub accuracy: f64,
     /// 95 % Wilson interval of `accuracy`. Absent in files written before intervals existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,13 +91,15 @@ pub struct Metrics {
 }
 
 /// Compute metrics from true labels and predicted probabilities (`probs[i][class]`).
-/// `threshold` applies to the positive class's probability when there are two classes.
+/// With two classes every prediction — accuracy, confusion, per-class figures — is made at
+/// `threshold` on the positive (second) class's probability; with more, by arg-max.
 pub fn evaluate(classes: &[String], labels: &[usize], probs: &[Vec<f32>], threshold: f64) -> Metrics {
     let k = classes.len();
     let n = labels.len();
     let mut confusion = vec![vec![0usize; k]; k];
     for (&y, p) in labels.iter().zip(probs) {
-        confusion[y][argmax(p)] += 1;
+        let predicted = if k == 2 { usize::from(p.get(1).is_some_and(|&q| f64::from(q) >= threshold)) } else { argmax(p) };
+        confusion[y][predicted] += 1;
     }
     let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
     let support: Vec<usize> = confusion.iter().map(|row| row.iter().sum()).collect();

@@ -3,7 +3,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! magic     8 bytes  "HEADTUNE"
-//! version   u16      1
+//! version   u16      2 (1: before the feature spec was recorded; still read)
 //! kind      u8       1 = model (head + labels), 2 = project (everything, incl. embeddings)
 //! reserved  u8       0
 //! meta_len  u32      length of the JSON metadata
@@ -13,51 +13,33 @@
 //! crc32     u32      over every byte before it
 //! ```
 //! JSON keeps the file inspectable and extensible; the f32 blob keeps it small and exact.
+//!
+//! Version 2 records the [`FeatureSpec`] (`features`) in model and project metadata. Version 1
+//! files carry only a backbone id and mean [`FeatureSpec::v1`] (Lite0, 224, centre crop, average
+//! pooling); they are read, and written back as version 2.
 
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{BACKBONE_ID, EMBED_DIM};
+use crate::backbone::{truncate, BackboneKind};
 use crate::error::{Error, Result};
+use crate::features::FeatureSpec;
 use crate::head::{DenseWeights, HeadKind, HeadWeights};
 use crate::metrics::Metrics;
-use crate::predict::Classifier;
-use crate::store::{check_class_names, shorten, AugmentConfig, Example, Store};
+use crate::predict::{Classifier, Decision, ThresholdRule};
+use crate::store::{check_class_names, AugmentConfig, Example, Store};
 use crate::train::{TrainConfig, TrainReport};
 
 const MAGIC: &[u8; 8] = b"HEADTUNE";
 /// Current file version; older readers refuse newer files with a clear message.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Oldest version still read.
+const OLDEST: u16 = 1;
 const KIND_MODEL: u8 = 1;
 const KIND_PROJECT: u8 = 2;
 /// Metadata above this size is refused: by the reader before parsing, and by the writer, so a
 /// file that saves always loads again (a model's is a few KB; a project's grows with the app's
 /// `extra` data, e.g. the page's thumbnails).
 pub const MAX_META: usize = 64 << 20;
-
-/// How images must be prepared for this model: recorded so a reader can check it matches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Preprocessing {
-    /// Network input side.
-    pub input_size: usize,
-    /// Crop rule.
-    pub crop: String,
-    /// Resampling filter.
-    pub resize: String,
-    /// Value normalisation.
-    pub normalisation: String,
-}
-
-impl Default for Preprocessing {
-    fn default() -> Self {
-        Self {
-            input_size: 224,
-            crop: "centre square, side floor(224/256*min(h,w))".into(),
-            resize: "bicubic (Catmull-Rom, antialiased)".into(),
-            normalisation: "(v-127)/128, RGB, channels first".into(),
-        }
-    }
-}
 
 /// Shape of one dense layer in the blob.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,22 +53,27 @@ struct DenseShape {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelMeta {
-    /// Backbone the head was trained on; must equal [`BACKBONE_ID`].
-    pub backbone: String,
+    /// How embeddings are made for this head (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<FeatureSpec>,
+    /// Backbone id (version 1 only: it implies [`FeatureSpec::v1`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<String>,
     /// Class names in output order.
     pub classes: Vec<String>,
     /// Head architecture.
     pub head_kind: HeadKind,
     hidden: Option<DenseShape>,
     output: DenseShape,
-    /// Image preparation.
-    pub preprocessing: Preprocessing,
     /// Settings the head was trained with.
     pub training: Option<TrainConfig>,
     /// Augmentation used for the training embeddings.
     pub augment: Option<AugmentConfig>,
     /// Held-out metrics at training time.
     pub metrics: Option<Metrics>,
+    /// The decision threshold of a two-class model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     /// Program that wrote the file.
     pub created_by: String,
 }
@@ -105,8 +92,11 @@ pub struct Model {
 }
 
 impl Model {
-    /// Build from a training result.
+    /// Build from a training result (the report's decision threshold becomes the classifier's).
     pub fn from_training(classifier: Classifier, training: TrainConfig, augment: AugmentConfig, report: &TrainReport) -> Self {
+        let classes = classifier.classes.len();
+        let mut classifier = classifier;
+        classifier.decision = report.decision.clone().filter(|_| classes == 2);
         Self { classifier, training: Some(training), augment: Some(augment), metrics: report.metrics.clone() }
     }
 
@@ -127,18 +117,45 @@ impl Model {
         true
     }
 
+    /// The same model deciding at a threshold the user set. The operating point is read off the
+    /// validation ROC stored with the model, where there is one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a threshold outside [0, 1] or a model without two classes.
+    pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&threshold) || self.classifier.classes.len() != 2 {
+            return Err(Error::InvalidArgument(format!(
+                "threshold is {threshold}; a threshold applies to two-class models and is a probability from 0 to 1"
+            )));
+        }
+        let binary = self.metrics.as_ref().and_then(|m| m.binary.as_ref());
+        // Called positive when p ≥ t: the ROC point of the lowest curve threshold still ≥ t.
+        let point = binary.and_then(|b| b.roc.iter().take_while(|p| p.threshold >= threshold).last().copied());
+        let n = self.metrics.as_ref().map_or(0, |m| m.n);
+        self.classifier.decision = Some(Decision {
+            threshold,
+            rule: ThresholdRule::Fixed,
+            target_sensitivity: None,
+            sensitivity: point.map(|p| p.tpr),
+            specificity: point.map(|p| 1.0 - p.fpr),
+            n,
+        });
+        Ok(self)
+    }
+
     fn meta(&self) -> ModelMeta {
         let head = &self.classifier.head;
         ModelMeta {
-            backbone: BACKBONE_ID.into(),
+            features: Some(self.classifier.spec),
+            backbone: None,
             classes: self.classifier.classes.clone(),
             head_kind: head.kind,
             hidden: head.hidden.as_ref().map(|h| DenseShape { d_in: h.d_in, d_out: h.d_out }),
             output: DenseShape { d_in: head.output.d_in, d_out: head.output.d_out },
-            preprocessing: Preprocessing::default(),
             training: self.training.clone(),
             augment: self.augment.clone(),
             metrics: self.metrics.clone(),
+            decision: self.classifier.decision.clone(),
             created_by: format!("headtune {}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -167,32 +184,26 @@ impl Model {
     /// [`Error::ModelFile`] for a foreign, truncated, corrupted, newer-version or
     /// other-backbone file, each with its own message. A project file is refused with a hint.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (kind, meta, blob) = decode(bytes)?;
+        let (version, kind, meta, blob) = decode(bytes)?;
         if kind == KIND_PROJECT {
             return Err(Error::ModelFile("this is a project file; load it with loadProject / --project".into()));
         }
         let meta: ModelMeta = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
         let mut cursor = Blob { values: &blob, at: 0 };
-        let model = Self::from_meta(meta, &mut cursor)?;
+        let model = Self::from_meta(meta, version, None, &mut cursor)?;
         cursor.finish()?;
         Ok(model)
     }
 
-    fn from_meta(meta: ModelMeta, blob: &mut Blob<'_>) -> Result<Self> {
-        if meta.backbone != BACKBONE_ID {
-            return Err(Error::ModelFile(format!(
-                "the head was trained on backbone {:?}; this build has {BACKBONE_ID:?}",
-                shorten(&meta.backbone, 80)
-            )));
-        }
-        // Recorded so a reader can check it matches: this build prepares images one way only.
-        if meta.preprocessing != Preprocessing::default() {
-            return Err(Error::ModelFile(format!(
-                "the model expects images prepared as {}; this build prepares them as {}",
-                shorten(&serde_json::to_string(&meta.preprocessing).unwrap_or_default(), 200),
-                serde_json::to_string(&Preprocessing::default()).unwrap_or_default()
-            )));
-        }
+    /// The features a model was made with. `spec_v1` is the spec of the enclosing project for a
+    /// version-1 model inside it.
+    fn from_meta(meta: ModelMeta, version: u16, spec_v1: Option<FeatureSpec>, blob: &mut Blob<'_>) -> Result<Self> {
+        let spec = match (version, meta.features, &meta.backbone) {
+            (OLDEST, _, Some(id)) => spec_v1.map_or_else(|| v1_spec(id, "the head was trained on"), Ok)?,
+            (OLDEST, _, None) => return Err(Error::ModelFile("a version-1 model without a backbone id".into())),
+            (_, Some(spec), _) => spec,
+            (_, None, _) => return Err(Error::ModelFile("the metadata does not say how the features were made (\"features\")".into())),
+        };
         check_class_names(&meta.classes)?;
         check_settings(meta.training.as_ref(), meta.augment.as_ref())?;
         if let Some(m) = &meta.metrics {
@@ -205,7 +216,7 @@ impl Model {
         let output = blob.dense(&meta.output)?;
         let head = HeadWeights { kind: meta.head_kind, hidden, output };
         Ok(Self {
-            classifier: Classifier::new(meta.classes, head)?,
+            classifier: Classifier::new(spec, meta.classes, head)?.with_decision(meta.decision)?,
             training: meta.training,
             augment: meta.augment,
             metrics: meta.metrics,
@@ -217,7 +228,12 @@ impl Model {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProjectMeta {
-    backbone: String,
+    /// How the embeddings were made (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    features: Option<FeatureSpec>,
+    /// Version 1 only: the backbone id, implying [`FeatureSpec::v1`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backbone: Option<String>,
     classes: Vec<String>,
     examples: Vec<ExampleMeta>,
     augment: AugmentConfig,
@@ -238,7 +254,7 @@ struct ExampleMeta {
 /// `extra` data of the app (the page keeps thumbnails there).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Project {
-    /// Classes and embeddings.
+    /// Classes and embeddings, with the features they were made with.
     pub store: Store,
     /// Augmentation used to embed the examples.
     pub augment: AugmentConfig,
@@ -266,7 +282,8 @@ impl Project {
             m.blob(&mut blob);
         }
         let meta = ProjectMeta {
-            backbone: BACKBONE_ID.into(),
+            features: Some(*self.store.spec()),
+            backbone: None,
             classes: self.store.class_names().to_vec(),
             examples: self
                 .store
@@ -287,32 +304,38 @@ impl Project {
     /// # Errors
     /// [`Error::ModelFile`] as for [`Model::from_bytes`]; a model file is refused with a hint.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (kind, meta, blob) = decode(bytes)?;
+        let (version, kind, meta, blob) = decode(bytes)?;
         if kind == KIND_MODEL {
             return Err(Error::ModelFile("this is a model file, not a project; load it with Classifier.load / headtune predict".into()));
         }
         let meta: ProjectMeta = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
-        if meta.backbone != BACKBONE_ID {
-            return Err(Error::ModelFile(format!(
-                "project was made with backbone {:?}; this build has {BACKBONE_ID:?}",
-                shorten(&meta.backbone, 80)
-            )));
-        }
+        let spec = match (version, meta.features, &meta.backbone) {
+            (OLDEST, _, Some(id)) => v1_spec(id, "the project was made with")?,
+            (OLDEST, _, None) => return Err(Error::ModelFile("a version-1 project without a backbone id".into())),
+            (_, Some(spec), _) => spec,
+            (_, None, _) => return Err(Error::ModelFile("the metadata does not say how the features were made (\"features\")".into())),
+        };
+        let dim = spec.dim();
         check_settings(meta.training.as_ref(), Some(&meta.augment))?;
         let mut cursor = Blob { values: &blob, at: 0 };
-        let mut examples = Vec::with_capacity(meta.examples.len().min(blob.len() / EMBED_DIM));
+        let mut examples = Vec::with_capacity(meta.examples.len().min(blob.len() / dim.max(1)));
         for e in meta.examples {
             if e.views == 0 || e.views > 33 {
                 return Err(Error::ModelFile(format!("example {} claims {} views; 1 to 33 are possible", e.id, e.views)));
             }
-            let views = (0..e.views).map(|_| cursor.take(EMBED_DIM).map(<[f32]>::to_vec)).collect::<Result<Vec<_>>>()?;
+            let views = (0..e.views).map(|_| cursor.take(dim).map(<[f32]>::to_vec)).collect::<Result<Vec<_>>>()?;
             examples.push(Example { id: e.id, class: e.class, name: e.name, views });
         }
-        let store = Store::from_parts(meta.classes, examples)?;
+        let store = Store::from_parts(spec, meta.classes, examples)?;
         let model = match meta.model {
-            Some(m) => Some(Model::from_meta(m, &mut cursor)?),
+            Some(m) => Some(Model::from_meta(m, version, Some(spec), &mut cursor)?),
             None => None,
         };
+        if let Some(m) = &model {
+            if m.classifier.spec != spec {
+                return Err(Error::ModelFile("the project's model was trained on other features than its embeddings".into()));
+            }
+        }
         cursor.finish()?;
         Ok(Self { store, augment: meta.augment, training: meta.training, model, extra: meta.extra })
     }
@@ -335,7 +358,7 @@ impl Blob<'_> {
     }
 
     fn dense(&mut self, s: &DenseShape) -> Result<DenseWeights> {
-        let limit = crate::head::MAX_LAYER_WIDTH.max(EMBED_DIM);
+        let limit = crate::head::MAX_LAYER_WIDTH;
         // Checked: on wasm32 `65536 × 65536` wraps to 0.
         let n = s.d_in.checked_mul(s.d_out).filter(|_| s.d_in > 0 && s.d_out > 0 && s.d_in <= limit && s.d_out <= limit);
         let Some(n) = n else {
@@ -412,8 +435,40 @@ fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Check framing and checksum; return (kind, meta bytes, blob values).
-fn decode(bytes: &[u8]) -> Result<(u8, &[u8], Vec<f32>)> {
+/// The features a model or project file was made with, and whether it is a project, read from
+/// the metadata alone (checksum included) — so a caller can load the right backbone first.
+///
+/// # Errors
+/// [`Error::ModelFile`] as for [`Model::from_bytes`].
+pub fn file_features(bytes: &[u8]) -> Result<(bool, FeatureSpec)> {
+    /// The fields both metadata kinds share.
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        features: Option<FeatureSpec>,
+        #[serde(default)]
+        backbone: Option<String>,
+    }
+    let (version, kind, meta, _) = decode(bytes)?;
+    let head: Head = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
+    let spec = match (version, head.features, head.backbone) {
+        (OLDEST, _, Some(id)) => v1_spec(&id, "made with")?,
+        (_, Some(spec), _) if version > OLDEST => spec,
+        _ => return Err(Error::ModelFile("the metadata does not say how the features were made (\"features\")".into())),
+    };
+    Ok((kind == KIND_PROJECT, spec))
+}
+
+/// What a version-1 file's backbone id means: [`FeatureSpec::v1`], if the id is Lite0's.
+fn v1_spec(id: &str, what: &str) -> Result<FeatureSpec> {
+    if id != BackboneKind::Lite0.id() {
+        return Err(Error::ModelFile(format!("{what} backbone {:?}, which this headtune does not know", truncate(id, 60))));
+    }
+    Ok(FeatureSpec::v1())
+}
+
+/// Check framing and checksum; return (version, kind, meta bytes, blob values).
+fn decode(bytes: &[u8]) -> Result<(u16, u8, &[u8], Vec<f32>)> {
     let bad = |m: &str| Error::ModelFile(m.to_string());
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(bad("not a headtune file (wrong magic bytes)"));
@@ -452,5 +507,5 @@ fn decode(bytes: &[u8]) -> Result<(u8, &[u8], Vec<f32>)> {
         return Err(Error::ModelFile(format!("unknown file kind {kind}")));
     }
     let blob = blob_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok((kind, &body[16..meta_end], blob))
+    Ok((version, kind, &body[16..meta_end], blob))
 }

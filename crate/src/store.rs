@@ -1,13 +1,15 @@
-//! The embedding store: per example its class and the 1280-d embeddings of its evaluation view
-//! and of N augmented views. No pixels are kept — an example costs ≈ 5 KB per view, so 10 000
-//! images with 4 views fit in 250 MB and training never runs the backbone again.
+//! The embedding store: per example its class and the embeddings of its evaluation view and of
+//! N augmented views, all of one width (the [`FeatureSpec`]'s). No pixels are kept — an example
+//! costs ≈ 5 KB per view at 1280 values, so 10 000 images with 4 views fit in 250 MB and
+//! training never runs the backbone again.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{Backbone, EMBED_DIM};
+use crate::backbone::Backbone;
 use crate::error::{Error, Result};
+use crate::features::FeatureSpec;
 use crate::image::Rgb;
 use crate::preprocess::{self, CropBox, Jitter, View};
 
@@ -56,28 +58,29 @@ impl AugmentConfig {
         Ok(())
     }
 
-    /// The views of an image of this size: the evaluation view first, then `views` random ones
-    /// drawn from `seed` (so they do not depend on the order images were added in).
-    pub fn views_for(&self, width: u32, height: u32, seed: u64) -> Vec<View> {
-        let eval = View::eval(width, height);
+    /// The views of an image under `spec`: the evaluation view first, then
+    /// `views` random ones drawn from `seed` (so they do not depend on the order images were
+    /// added in).
+    pub fn views_for(&self, spec: &FeatureSpec, img: &Rgb, seed: u64) -> Vec<View> {
+        let eval = spec.eval_view(img);
         let mut out = vec![eval];
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let c = eval.crop;
         for _ in 0..self.views {
-            // A square crop inside the evaluation crop, area in [min_area, 1].
-            // `validate` keeps min_area in [0.1, 1]; the fallback keeps a config that skipped it
-            // from panicking on an empty range.
+            // A box of the evaluation box's shape inside it, area in [min_area, 1], framed the
+            // same way (stretched or letterboxed). `validate` keeps min_area in [0.1, 1]; the
+            // fallback keeps a config that skipped it from panicking on an empty range.
             let min_area = if (0.1..=1.0).contains(&self.min_area) { self.min_area } else { 1.0 };
-            let area: f64 = rng.random_range(min_area..=1.0);
-            let side = (c.side * area.sqrt()).max(1.0);
-            let x = c.x + rng.random_range(0.0..=(c.side - side).max(0.0));
-            let y = c.y + rng.random_range(0.0..=(c.side - side).max(0.0));
+            let scale = rng.random_range(min_area..=1.0f64).sqrt();
+            let (width, height) = ((c.width * scale).max(1.0), (c.height * scale).max(1.0));
+            let x = c.x + rng.random_range(0.0..=(c.width - width).max(0.0));
+            let y = c.y + rng.random_range(0.0..=(c.height - height).max(0.0));
             let flip = self.flip && rng.random_bool(0.5);
             let jitter = Jitter {
                 brightness: symmetric(&mut rng, self.brightness),
                 contrast: symmetric(&mut rng, self.contrast),
             };
-            out.push(View { crop: CropBox { x, y, side }, flip, jitter: Some(jitter) });
+            out.push(View { crop: CropBox { x, y, width, height }, letterbox: eval.letterbox, flip, jitter: Some(jitter) });
         }
         out
     }
@@ -97,24 +100,23 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
-/// The network inputs of every view of one decoded image: `[eval, aug1, …, augN]`. Separate
-/// from [`embed_views`] so callers can preprocess on many threads and batch the network.
+/// The network inputs of every view of one decoded image under `spec`: `[eval, aug1, …, augN]`.
+/// Separate from [`embed_views`] so callers can preprocess on many threads and batch the network.
 ///
 /// # Errors
 /// As [`preprocess::preprocess`].
-pub fn view_inputs(img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let (w, h) = img.dimensions();
-    augment.views_for(w, h, seed).iter().map(|v| preprocess::preprocess(img, v)).collect()
+pub fn view_inputs(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
+    augment.views_for(spec, img, seed).iter().map(|v| preprocess::preprocess(img, v, spec.input_size())).collect()
 }
 
-/// Embed every view of one decoded image: `[eval, aug1, …, augN]`.
+/// Embed every view of one decoded image under `spec`: `[eval, aug1, …, augN]`.
 ///
 /// # Errors
-/// As [`Backbone::embed`].
-pub async fn embed_views(backbone: &Backbone, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let inputs = view_inputs(img, augment, seed)?;
+/// As [`FeatureSpec::embed_inputs`].
+pub async fn embed_views(backbone: &Backbone, spec: &FeatureSpec, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
+    let inputs = view_inputs(img, spec, augment, seed)?;
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-    backbone.embed(&refs).await
+    spec.embed_inputs(backbone, &refs).await
 }
 
 /// One training example.
@@ -126,7 +128,7 @@ pub struct Example {
     pub class: usize,
     /// Where it came from (file name), for reports.
     pub name: String,
-    /// `views[0]` is the evaluation view; the rest are augmented. Each is [`EMBED_DIM`] long.
+    /// `views[0]` is the evaluation view; the rest are augmented. Each is [`Store::dim`] long.
     pub views: Vec<Vec<f32>>,
 }
 
@@ -139,18 +141,29 @@ pub struct ClassInfo {
     pub count: usize,
 }
 
-/// Classes and their examples' embeddings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Classes and their examples' embeddings, all made under one [`FeatureSpec`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Store {
+    spec: FeatureSpec,
     classes: Vec<String>,
     examples: Vec<Example>,
     next_id: u64,
 }
 
 impl Store {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store for embeddings made under `spec`.
+    pub fn new(spec: FeatureSpec) -> Self {
+        Self { spec, classes: Vec::new(), examples: Vec::new(), next_id: 0 }
+    }
+
+    /// How the embeddings were made.
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    /// Values per embedding.
+    pub fn dim(&self) -> usize {
+        self.spec.dim()
     }
 
     /// Class names, in the order their indices refer to.
@@ -216,7 +229,7 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad class name or embeddings of the wrong width.
     pub fn add(&mut self, class: &str, name: &str, views: Vec<Vec<f32>>) -> Result<u64> {
-        check_views(&views).map_err(Error::InvalidArgument)?;
+        check_views(&views, self.dim()).map_err(|m| Error::InvalidArgument(format!("{m} ({})", self.spec.describe())))?;
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(Error::InvalidArgument(format!("example name is longer than {MAX_NAME_CHARS} characters")));
         }
@@ -301,10 +314,11 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::ModelFile`]: bad or duplicate class names, an example of a missing class, a
-    /// duplicate or too large id, malformed, non-finite or implausibly large embeddings, an
-    /// over-long name.
-    pub fn from_parts(classes: Vec<String>, examples: Vec<Example>) -> Result<Self> {
+    /// duplicate or too large id, malformed (not the spec's width), non-finite or implausibly
+    /// large embeddings, an over-long name.
+    pub fn from_parts(spec: FeatureSpec, classes: Vec<String>, examples: Vec<Example>) -> Result<Self> {
         check_class_names(&classes)?;
+        let dim = spec.dim();
         let mut ids = std::collections::HashSet::with_capacity(examples.len());
         for e in &examples {
             if e.class >= classes.len() {
@@ -316,14 +330,14 @@ impl Store {
             if !ids.insert(e.id) {
                 return Err(Error::ModelFile(format!("example id {} appears twice", e.id)));
             }
-            check_views(&e.views).map_err(|m| Error::ModelFile(format!("example {}: {m}", e.id)))?;
+            check_views(&e.views, dim).map_err(|m| Error::ModelFile(format!("example {}: {m}", e.id)))?;
             if e.name.chars().count() > MAX_NAME_CHARS {
                 return Err(Error::ModelFile(format!("example {} has a name longer than {MAX_NAME_CHARS} characters", e.id)));
             }
         }
         // Ids are ≤ MAX_ID, so this cannot overflow.
         let next_id = examples.iter().map(|e| e.id + 1).max().unwrap_or(0);
-        Ok(Self { classes, examples, next_id })
+        Ok(Self { spec, classes, examples, next_id })
     }
 }
 
@@ -340,11 +354,11 @@ pub const MAX_ID: u64 = (1 << 53) - 1;
 /// overflow the f32 sums of training and prediction (see `HeadWeights::validate`).
 pub const MAX_EMBEDDING_ABS: f32 = 1e6;
 
-/// One or more views of [`EMBED_DIM`] finite values of plausible size, at most 33 (the
-/// evaluation view and up to 32 augmented ones).
-fn check_views(views: &[Vec<f32>]) -> std::result::Result<(), String> {
-    if views.is_empty() || views.len() > 33 || views.iter().any(|v| v.len() != EMBED_DIM) {
-        return Err(format!("an example needs 1 to 33 embeddings of {EMBED_DIM} values"));
+/// One or more views of `dim` finite values of plausible size, at most 33 (the evaluation view
+/// and up to 32 augmented ones).
+fn check_views(views: &[Vec<f32>], dim: usize) -> std::result::Result<(), String> {
+    if views.is_empty() || views.len() > 33 || views.iter().any(|v| v.len() != dim) {
+        return Err(format!("an example needs 1 to 33 embeddings of {dim} values"));
     }
     if let Some(v) = views.iter().flatten().find(|v| !(v.abs() <= MAX_EMBEDDING_ABS)) {
         return Err(format!("embedding contains {v}; values are finite and within ±{MAX_EMBEDDING_ABS:e}"));

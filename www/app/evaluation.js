@@ -196,7 +196,16 @@ export function mount(root, state) {
     state.set({ threshold: t });
     updatePoint(state, t);
   });
-  slider.addEventListener('change', () => scheduleSave(state));
+  slider.addEventListener('change', async () => {
+    // The model decides at the chosen threshold from now on: predictions made through the
+    // package and the exported model file carry it.
+    try {
+      await engine.current().setThreshold(Number(slider.value));
+    } catch (e) {
+      setError(state, 'train', `The threshold could not be set: ${e.message}`);
+    }
+    scheduleSave(state);
+  });
   byId('review-wrong', root).addEventListener('click', () => state.set({ review: { kind: 'wrong' } }));
   byId('review-doubted', root).addEventListener('click', () => state.set({ review: { kind: 'doubted' } }));
 

@@ -94,7 +94,6 @@ async function train(state, form) {
   try {
     const report = await engine.current().train({
       ...options,
-      threshold: s.threshold ?? 0.5,
       signal: controller.signal,
       onEpoch: (e) => {
         history.push(e);
@@ -110,7 +109,9 @@ async function train(state, form) {
       report: keepReport(report),
       history: report.history,
       trainedOn: engine.fingerprint(now),
-      threshold: m?.binary?.threshold ?? now.threshold,
+      // The engine chose the threshold on held-out predictions (Youden, or the target
+      // sensitivity); the slider starts there.
+      threshold: report.decision?.threshold ?? m?.binary?.threshold ?? now.threshold,
       review: null,
       trainStatus: `Done${report.stoppedEarly ? ` (stopped early at epoch ${report.history.at(-1)?.epoch})` : ''}.${m ? ` Validation accuracy ${pct(m.accuracy)}.` : ''}`,
     });

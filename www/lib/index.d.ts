@@ -4,6 +4,36 @@
 /** Where the backbone runs. `auto` prefers a hardware WebGPU adapter and falls back to the CPU. */
 export type Backend = 'auto' | 'webgpu' | 'cpu';
 
+/** The frozen feature extractor: EfficientNet-Lite0 (224 px, default, fastest), Lite1 (240), Lite2 (260). */
+export type BackboneName = 'lite0' | 'lite1' | 'lite2';
+
+/**
+ * How an image is framed into the square network input: `center` = the 87.5 % centre crop the
+ * weights were trained with (photos), `full` = the whole image stretched to the square,
+ * `pad` = the whole image letterboxed with mid-grey, `auto` (default) = `full` for a grey-scale
+ * image (X-rays, scans: the edges matter), `center` for a colour one — decided per image from
+ * its pixels, the same way at training and prediction.
+ */
+export type Crop = 'auto' | 'center' | 'full' | 'pad';
+
+/**
+ * How feature maps become the embedding: `avg` = average of the last layer (1280 values),
+ * `avgmax` = its average and max, `multi` = averages of the last four stages and the last
+ * layer (several scales); blocks other than plain `avg` are L2-normalised.
+ */
+export type Pooling = 'avg' | 'avgmax' | 'multi';
+
+/** Everything that determines an embedding; recorded in projects and model files. */
+export interface Features {
+  backbone: BackboneName;
+  /** Side of the square network input, pixels. */
+  inputSize: number;
+  crop: Crop;
+  pooling: Pooling;
+  /** Values per embedding. */
+  dim: number;
+}
+
 /** Anything `addImages` / `predict` accept. Files and Blobs are decoded in Rust (EXIF-aware). */
 export type ImageInput =
   | File
@@ -45,14 +75,30 @@ export interface AugmentOptions {
   seed?: number;
 }
 
-export interface CreateOptions {
+export interface LoadOptions {
   /** Default `'auto'`. */
   backend?: Backend;
-  /** Where to fetch `efficientnet_lite0.safetensors` (default: next to the package's wasm). */
+  /**
+   * Where to fetch the backbone's weights (`efficientnet_lite0.safetensors`, `…lite1…`,
+   * `…lite2…`). Default: next to the package's wasm. The npm package ships only Lite0's; for
+   * Lite1/Lite2 host the file from models/ and give its URL.
+   */
   modelUrl?: string | URL;
   onProgress?: (event: LoadProgress) => void;
   /** Augmentation of images added from now on. */
   augment?: AugmentOptions;
+}
+
+/** `Tuner.create` also chooses how embeddings are made (a project or model file brings its own). */
+export interface CreateOptions extends LoadOptions {
+  /** Default `'lite0'`. */
+  backbone?: BackboneName;
+  /** Default `'auto'`. */
+  crop?: Crop;
+  /** Default `'avg'`. */
+  pooling?: Pooling;
+  /** Input side in pixels, 96–512 (default: the backbone's own, 224 / 240 / 260). */
+  inputSize?: number;
 }
 
 export interface AddImagesOptions {
@@ -115,8 +161,15 @@ export interface TrainOptions {
   classBalanced?: boolean | null;
   /** Early-stopping patience in epochs (0 = off). */
   patience?: number;
-  /** Decision threshold on the second class's probability (two classes). */
+  /**
+   * A fixed decision threshold on the second class's probability (two classes). Absent: chosen
+   * on the validation (or out-of-fold) predictions — Youden's J, or `targetSensitivity`.
+   */
   threshold?: number;
+  /** Choose the highest threshold whose validation sensitivity reaches this (screening: 0.95). */
+  targetSensitivity?: number;
+  /** Train the returned head again on every image after choosing epochs on validation (default true). */
+  refit?: boolean;
   seed?: number;
   /** Train on the augmented views stored with each image (default true) or evaluation views only. */
   augment?: boolean;
@@ -214,8 +267,11 @@ export interface Heatmap {
   /** Row-major, 0..1 (1 = strongest evidence for `label`). */
   data: Float32Array;
   label: string;
-  /** The square of the source image the grid covers, in source pixels. */
-  crop: { x: number; y: number; side: number };
+  /**
+   * The area of the source image the grid covers, in source pixels: the centre crop, the whole
+   * image, or for `pad` the letterboxed square (then partly outside the image).
+   */
+  crop: { x: number; y: number; width: number; height: number };
   imageWidth: number;
   imageHeight: number;
 }
@@ -225,8 +281,31 @@ export interface Prediction {
   probability: number;
 }
 
-/** Sorted by probability, most probable first; `heatmap` when asked for. */
-export type Predictions = Prediction[] & { heatmap?: Heatmap };
+/** A two-class model's call on one image at its threshold. */
+export interface DecisionOutput {
+  label: string;
+  /** Whether `label` is the second (positive) class. */
+  positive: boolean;
+  /** The positive class's probability. */
+  probability: number;
+  threshold: number;
+}
+
+/** A two-class model's threshold and the operating point it was chosen at. */
+export interface Decision {
+  /** Call the second class when its probability is at least this. */
+  threshold: number;
+  /** `youden` (max sensitivity + specificity), `sensitivity` (a target), `fixed` (set), `default` (0.5, no validation). */
+  rule: 'youden' | 'sensitivity' | 'fixed' | 'default';
+  targetSensitivity: number | null;
+  /** On the validation predictions it was chosen on (optimistic for a chosen threshold). */
+  sensitivity: number | null;
+  specificity: number | null;
+  n: number;
+}
+
+/** Sorted by probability, most probable first; `heatmap` when asked for; `decision` for two-class models. */
+export type Predictions = Prediction[] & { heatmap?: Heatmap; decision?: DecisionOutput };
 
 export interface PredictOptions {
   /** How many classes to return (default 3). */
@@ -244,14 +323,19 @@ export interface BenchmarkResult {
 }
 
 export declare const BACKENDS: readonly Backend[];
+export declare const BACKBONES: readonly BackboneName[];
+export declare const CROPS: readonly Crop[];
+export declare const POOLINGS: readonly Pooling[];
 
 export declare class Tuner {
   private constructor();
   /** Start a worker, download the weights (cached by the browser), pick a backend. */
   static create(options?: CreateOptions): Promise<Tuner>;
-  /** Restore from `saveProject()` bytes; a corrupt or foreign file rejects with an Error. */
-  static loadProject(bytes: Uint8Array | ArrayBuffer, options?: CreateOptions): Promise<Tuner>;
+  /** Restore from `saveProject()` bytes (with its features); a corrupt or foreign file rejects with an Error. */
+  static loadProject(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<Tuner>;
   readonly backend: 'webgpu' | 'cpu';
+  /** How embeddings are made in this tuner. */
+  readonly features: Features;
   readonly backendReason: string;
   readonly classes: ClassInfo[];
   readonly augment: Required<AugmentOptions>;
@@ -271,8 +355,12 @@ export declare class Tuner {
   relabelExample(id: number, label: string): Promise<void>;
   train(options?: TrainOptions): Promise<TrainReport>;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
-  /** The 1280-d backbone embedding of the image's evaluation view. */
+  /** The embedding of the image's evaluation view (`features.dim` values). */
   embed(image: ImageInput): Promise<Float32Array>;
+  /** Decide at this threshold from now on (two-class models); resolves to the new decision. */
+  setThreshold(threshold: number): Promise<Decision>;
+  /** The trained model's decision (two classes), or null. */
+  readonly decision: Decision | null;
   /** The model file: the same format `headtune train/eval/predict` use. */
   exportModel(): Promise<Uint8Array>;
   saveProject(options?: { extra?: unknown }): Promise<Uint8Array>;
@@ -286,11 +374,15 @@ export declare class Tuner {
 
 export declare class Classifier {
   private constructor();
-  static load(bytes: Uint8Array | ArrayBuffer, options?: Omit<CreateOptions, 'augment'>): Promise<Classifier>;
+  static load(bytes: Uint8Array | ArrayBuffer, options?: Omit<LoadOptions, 'augment'>): Promise<Classifier>;
   readonly backend: 'webgpu' | 'cpu';
+  /** How the model's embeddings are made (from the model file). */
+  readonly features: Features;
   readonly backendReason: string;
   /** Class names in output order. */
   readonly labels: string[];
+  /** The model's decision threshold (two classes), or null. */
+  readonly decision: Decision | null;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
   memory(): Promise<number>;
   dispose(): void;

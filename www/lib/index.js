@@ -8,8 +8,20 @@ import { toMessage, nameOf, IMAGE_KINDS } from './images.js';
 
 /** Backends accepted by `Tuner.create` and `Classifier.load`. */
 export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
+/** Feature extractors (`backbone` of `Tuner.create`): EfficientNet-Lite0 (default), 1, 2. */
+export const BACKBONES = Object.freeze(['lite0', 'lite1', 'lite2']);
+/** How images are framed (`crop` of `Tuner.create`). */
+export const CROPS = Object.freeze(['auto', 'center', 'full', 'pad']);
+/** How feature maps are pooled (`pooling` of `Tuner.create`). */
+export const POOLINGS = Object.freeze(['avg', 'avgmax', 'multi']);
 
-const DEFAULT_MODEL_URL = new URL('../pkg/efficientnet_lite0.safetensors', import.meta.url).href;
+/**
+ * Where each backbone's weights are by default: next to the package's wasm. The npm package
+ * ships only Lite0's; host the others and pass `modelUrl` (see README).
+ */
+const DEFAULT_MODEL_URLS = Object.freeze(
+  Object.fromEntries(BACKBONES.map((b) => [b, new URL(`../pkg/efficientnet_${b}.safetensors`, import.meta.url).href])),
+);
 /** Images converted and sent to the worker per round trip (bounds main-thread memory). */
 const CHUNK = 8;
 
@@ -135,6 +147,24 @@ class Channel {
   }
 }
 
+function checkChoice(where, name, value, allowed) {
+  if (value !== undefined && !allowed.includes(value)) {
+    fail(`${where}: ${name} is ${JSON.stringify(value)}; use ${allowed.map((v) => `'${v}'`).join(', ')}`);
+  }
+}
+
+/** The feature options of `Tuner.create`, checked; absent ones are left to the engine's defaults. */
+function featureOptions(where, opts) {
+  checkChoice(where, 'backbone', opts.backbone, BACKBONES);
+  checkChoice(where, 'crop', opts.crop, CROPS);
+  checkChoice(where, 'pooling', opts.pooling, POOLINGS);
+  if (opts.inputSize !== undefined && !(Number.isInteger(opts.inputSize) && opts.inputSize >= 96 && opts.inputSize <= 512)) {
+    fail(`${where}: inputSize is ${JSON.stringify(opts.inputSize)}; use a whole number of pixels from 96 to 512`);
+  }
+  const features = { backbone: opts.backbone, crop: opts.crop, pooling: opts.pooling, inputSize: opts.inputSize };
+  return Object.fromEntries(Object.entries(features).filter(([, v]) => v !== undefined));
+}
+
 /** Start a worker and its engine; `what` selects a fresh tuner, a project or a model. */
 async function start(where, opts, allowed, what) {
   opts = checkOptions(where, opts, allowed);
@@ -143,11 +173,15 @@ async function start(where, opts, allowed, what) {
   if (opts.modelUrl !== undefined && typeof opts.modelUrl !== 'string' && !(opts.modelUrl instanceof URL)) {
     fail(`${where}: modelUrl must be a string or URL`);
   }
-  const modelUrl = new URL(opts.modelUrl ?? DEFAULT_MODEL_URL, globalThis.location?.href).href;
+  const features = featureOptions(where, opts);
+  // The worker picks the backbone's default URL once it knows the backbone (for a project or
+  // model: from the file).
+  const modelUrl = opts.modelUrl === undefined ? undefined : new URL(opts.modelUrl, globalThis.location?.href).href;
   const channel = new Channel();
   try {
     const transfer = what.bytes ? [what.bytes.buffer] : [];
-    await channel.call('init', { backend, modelUrl, augment: opts.augment, ...what }, { transfer, onProgress: opts.onProgress });
+    const args = { backend, modelUrl, defaultModelUrls: DEFAULT_MODEL_URLS, features, augment: opts.augment, ...what };
+    await channel.call('init', args, { transfer, onProgress: opts.onProgress });
   } catch (e) {
     channel.terminate();
     throw e;
@@ -174,14 +208,20 @@ function predictArgs(where, opts) {
   return { topK, heatmap: opts.heatmap ?? false };
 }
 
-/** `[{label, probability}]` with `.heatmap` attached when one was computed. */
+/**
+ * `[{label, probability}]` with `.heatmap` attached when one was computed and `.decision` (the
+ * model's call at its threshold) for two-class models.
+ */
 function predictions(out) {
   const list = out.top.map((p) => ({ label: p.label, probability: p.probability }));
   if (out.heatmap) list.heatmap = out.heatmap;
+  if (out.decision) list.decision = out.decision;
   return list;
 }
 
 const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'augment'];
+/** A new tuner also chooses how embeddings are made; a project or model brings its own. */
+const CREATE_OPTIONS = [...TUNER_OPTIONS, 'backbone', 'crop', 'pooling', 'inputSize'];
 
 /**
  * A trainable classifier: add labelled images, train a head, predict, export.
@@ -196,12 +236,19 @@ export class Tuner {
     this.#channel = channel;
   }
 
-  /** Start a worker, download the backbone weights (cached by the browser), pick a backend. */
+  /**
+   * Start a worker, download the backbone weights (cached by the browser), pick a backend.
+   * `backbone`, `crop`, `pooling` and `inputSize` fix how embeddings are made for this tuner
+   * (see `tuner.features`); they are saved with the project and the model.
+   */
   static async create(options) {
-    return new Tuner(await start('Tuner.create', options, TUNER_OPTIONS, { kind: 'new' }));
+    return new Tuner(await start('Tuner.create', options, CREATE_OPTIONS, { kind: 'new' }));
   }
 
-  /** Restore a tuner from the bytes of `saveProject()`. A corrupt file rejects with a clear Error. */
+  /**
+   * Restore a tuner from the bytes of `saveProject()`, with the project's features (the right
+   * backbone's weights are fetched). A corrupt file rejects with a clear Error.
+   */
   static async loadProject(bytes, options) {
     const copy = toBytes('Tuner.loadProject', bytes).slice();
     return new Tuner(await start('Tuner.loadProject', options, TUNER_OPTIONS, { kind: 'project', bytes: copy }));
@@ -220,6 +267,11 @@ export class Tuner {
   /** `[{ name, count }]` for every class. */
   get classes() {
     return this.#channel.state.classes.map((c) => ({ ...c }));
+  }
+
+  /** How embeddings are made: `{ backbone, inputSize, crop, pooling, dim }`. */
+  get features() {
+    return { ...this.#channel.state.features };
   }
 
   /** Augmentation settings used for images added from now on. */
@@ -351,9 +403,27 @@ export class Tuner {
     return predictions(await imageCall(this.#channel, 'tuner.predict', image, 'predict', args));
   }
 
-  /** The image's 1280-d backbone embedding (evaluation view). */
+  /** The image's embedding (evaluation view; `features.dim` values). */
   async embed(image) {
     return imageCall(this.#channel, 'tuner.embed', image, 'embed', {});
+  }
+
+  /**
+   * Decide two-class predictions at `threshold` (on the second class's probability) from now
+   * on, instead of the one chosen at training; saved with the model. Resolves to the model's
+   * decision `{ threshold, rule, sensitivity, specificity, … }` (the operating point read off
+   * the validation ROC).
+   */
+  async setThreshold(threshold) {
+    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) {
+      fail(`tuner.setThreshold: threshold is ${JSON.stringify(threshold)}; use a probability from 0 to 1`);
+    }
+    return this.#channel.call('setThreshold', { threshold });
+  }
+
+  /** The trained model's decision threshold and its validation operating point (two classes), or null. */
+  get decision() {
+    return this.#channel.state.decision ?? null;
   }
 
   /** The trained model as a model file (the format the `headtune` CLI reads and writes). */
@@ -418,6 +488,16 @@ export class Classifier {
   /** Why this backend was chosen. */
   get backendReason() {
     return this.#channel.state.backendReason;
+  }
+
+  /** How the model's embeddings are made: `{ backbone, inputSize, crop, pooling, dim }`. */
+  get features() {
+    return { ...this.#channel.state.features };
+  }
+
+  /** The model's decision threshold and its validation operating point (two classes), or null. */
+  get decision() {
+    return this.#channel.state.decision ?? null;
   }
 
   /** Class names in the model's output order. */

@@ -5,7 +5,7 @@
 //               { id, type: 'result', value, state } or { id, type: 'error', error, state }.
 // `state` (backend, reason, classes, …) lets the main thread answer getters without a round trip.
 
-import init, { Engine } from '../pkg/headtune.js';
+import init, { Engine, fileFeatures } from '../pkg/headtune.js';
 
 /** How long to wait for `navigator.gpu.requestAdapter()`: it can hang with some flags/drivers. */
 const ADAPTER_TIMEOUT_MS = 5000;
@@ -47,9 +47,11 @@ function transferables(value) {
 }
 
 function state() {
-  if (!engine) return { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null };
+  if (!engine) return { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
   return {
     backend: engine.backend,
+    features: engine.features,
+    decision: engine.decision,
     backendReason: engine.fallbackReason ?? backendReason,
     classes: engine.classes(),
     modelClasses: engine.modelClasses,
@@ -130,25 +132,33 @@ async function probeWebGpu() {
   return { ok: true, fallback, name };
 }
 
-async function makeEngine(kind, weights, backend, bytes) {
+async function makeEngine(kind, weights, backend, bytes, features) {
   switch (kind) {
     case 'project':
       return Engine.loadProject(weights, backend, bytes);
     case 'model':
       return Engine.loadModel(weights, backend, bytes);
     default:
-      return Engine.create(weights, backend);
+      return Engine.create(weights, backend, features);
   }
 }
 
+const loadWasm = () => init({ module_or_path: new URL('../pkg/headtune_bg.wasm', import.meta.url) });
+
 const OPS = {
-  async init({ backend, modelUrl, augment, kind, bytes }, id) {
+  async init({ backend, modelUrl, defaultModelUrls, features, augment, kind, bytes }, id) {
     const progress = (event) => self.postMessage({ id, type: 'progress', event });
-    const [exports, weights] = await Promise.all([
-      init({ module_or_path: new URL('../pkg/headtune_bg.wasm', import.meta.url) }),
-      fetchWeights(modelUrl, progress),
-    ]);
-    wasm = exports;
+    let weights;
+    if (kind === 'new') {
+      // The weights download overlaps the wasm compilation.
+      const url = modelUrl ?? defaultModelUrls[features.backbone ?? 'lite0'];
+      [wasm, weights] = await Promise.all([loadWasm(), fetchWeights(url, progress)]);
+    } else {
+      // A project or model names its backbone: read it from the file before fetching weights.
+      wasm = await loadWasm();
+      const { backbone } = fileFeatures(bytes);
+      weights = await fetchWeights(modelUrl ?? defaultModelUrls[backbone], progress);
+    }
     let choice = backend;
     if (backend !== 'cpu') {
       const probe = await probeWebGpu();
@@ -169,14 +179,14 @@ const OPS = {
     }
     if (choice === 'webgpu') {
       try {
-        engine = await timeout(makeEngine(kind, weights, 'webgpu', bytes), DEVICE_TIMEOUT_MS, 'WebGPU device initialisation');
+        engine = await timeout(makeEngine(kind, weights, 'webgpu', bytes, features), DEVICE_TIMEOUT_MS, 'WebGPU device initialisation');
       } catch (e) {
-        if (backend === 'webgpu' || e.code === 'ModelFile') throw e;
+        if (backend === 'webgpu' || ['ModelFile', 'InvalidArgument', 'Data', 'Weights'].includes(e.code)) throw e;
         choice = 'cpu';
         backendReason = `CPU backend: WebGPU could not start (${e.message})`;
       }
     }
-    if (choice === 'cpu') engine = await makeEngine(kind, weights, 'cpu', bytes);
+    if (choice === 'cpu') engine = await makeEngine(kind, weights, 'cpu', bytes, features);
     if (augment !== undefined) engine.setAugment(augment);
     progress({ status: 'ready', backend: engine.backend, backendReason });
     return null;
@@ -223,6 +233,7 @@ const OPS = {
   embed: ({ image }) => engine.embed(image.bytes, image.width ?? 0, image.height ?? 0, image.rgba),
 
   exportModel: () => engine.exportModel(),
+  setThreshold: ({ threshold }) => engine.setThreshold(threshold),
   saveProject: ({ extra }) => engine.saveProject(extra),
 
   async benchmark({ bytes, batch, rounds }) {

@@ -11,7 +11,8 @@ use std::time::Instant;
 use burn::tensor::Device;
 use headtune::backbone::{Backbone, BUNDLED_WEIGHTS};
 use headtune::cpu::Isa;
-use headtune::preprocess::{self, INPUT_LEN};
+use headtune::features::FeatureSpec;
+use headtune::preprocess::{self, Crop};
 use headtune::train::TrainConfig;
 use headtune::{Error, Result};
 use serde_json::json;
@@ -128,7 +129,7 @@ pub fn run_bench(args: &BenchArgs, threads_flag: Option<usize>) -> Result<bool> 
     let load_ms = t0.elapsed().as_secs_f64() * 1e3 / backbones.len() as f64;
 
     // A deterministic textured input: the network's cost does not depend on the values.
-    let input: Vec<f32> = (0..INPUT_LEN).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect();
+    let input: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect();
     let mut settings = Vec::new();
     for (name, b) in &backbones {
         // Thread count only matters where the CPU does the work.
@@ -235,15 +236,15 @@ fn pipeline_costs() -> Result<(f64, f64)> {
     let photo = image::RgbImage::from_fn(1024, 768, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
     let t = Instant::now();
     for _ in 0..10 {
-        preprocess::preprocess_eval(&photo)?;
+        preprocess::preprocess_eval(&photo, Crop::Center, 224)?;
     }
     let prep_ms = t.elapsed().as_secs_f64() * 100.0;
 
     // Two overlapping clusters, no early stopping — what "re-training is instant" has to mean.
-    let mut store = headtune::store::Store::new();
+    let mut store = headtune::store::Store::new(FeatureSpec::v1());
     for i in 0..5000 {
         let class = i % 2;
-        let e: Vec<f32> = (0..headtune::backbone::EMBED_DIM)
+        let e: Vec<f32> = (0..store.dim())
             .map(|j| (((i * 31 + j * 17) % 101) as f32 / 101.0) + if j % 7 == class { 0.3 } else { 0.0 })
             .collect();
         store.add(["a", "b"][class], "synthetic", vec![e])?;

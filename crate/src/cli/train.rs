@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use headtune::backbone::{Backbone, BACKBONE_ID, BUNDLED_WEIGHTS, EMBED_DIM};
+use headtune::backbone::Backbone;
+use headtune::features::FeatureSpec;
 use headtune::metrics::{self, Metrics};
 use headtune::predict::{predict_image, Classifier};
 use headtune::project::{Model, Project};
@@ -71,9 +72,10 @@ fn report_empty(dataset: &Path, empty: &[String], json: bool) -> Result<bool> {
 }
 
 /// Embeds files with their augmented views, through an on-disk cache keyed by the file's
-/// SHA-256, the backbone weights and the augmentation settings.
+/// SHA-256, the feature spec, the backbone weights and the augmentation settings.
 struct Embedder {
     backbone: Backbone,
+    spec: FeatureSpec,
     augment: AugmentConfig,
     cache: Option<PathBuf>,
     key_prefix: Vec<u8>,
@@ -81,13 +83,18 @@ struct Embedder {
 }
 
 impl Embedder {
-    fn new(augment: AugmentConfig, cache: &CacheArgs) -> Result<Self> {
+    fn new(spec: FeatureSpec, augment: AugmentConfig, cache: &CacheArgs) -> Result<Self> {
         let mut key_prefix = Sha256::new();
-        key_prefix.update(BACKBONE_ID.as_bytes());
-        key_prefix.update(Sha256::digest(BUNDLED_WEIGHTS));
-        key_prefix.update(serde_json::to_vec(&augment).unwrap_or_default());
+        key_prefix.update(serde_json::to_vec(&spec).unwrap_or_default());
+        key_prefix.update(Sha256::digest(spec.backbone().bundled_weights()));
+        // Without augmented views the settings (seed included) change nothing: leave them out
+        // of the key, so `eval` and every training seed reuse the same entries.
+        if augment.views > 0 {
+            key_prefix.update(serde_json::to_vec(&augment).unwrap_or_default());
+        }
         Ok(Self {
-            backbone: Backbone::bundled_cpu()?,
+            backbone: Backbone::bundled_cpu_kind(spec.backbone())?,
+            spec,
             augment,
             cache: cache.dir(),
             key_prefix: key_prefix.finalize().to_vec(),
@@ -143,12 +150,12 @@ impl Embedder {
         let file = files::read_image(path)?;
         let key = self.key(&file.bytes);
         let cache_file = self.cache.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.f32")));
-        if let Some(views) = cache_file.as_ref().and_then(|f| read_cached(f, &key, 1 + self.augment.views)) {
+        if let Some(views) = cache_file.as_ref().and_then(|f| read_cached(f, &key, 1 + self.augment.views, self.spec.dim())) {
             hits.fetch_add(1, Ordering::Relaxed);
             return Ok(views);
         }
         let img = headtune::image::decode(&file.bytes)?;
-        let views = pollster::block_on(store::embed_views(&self.backbone, &img, &self.augment, store::fingerprint(&file.bytes)))?;
+        let views = pollster::block_on(store::embed_views(&self.backbone, &self.spec, &img, &self.augment, store::fingerprint(&file.bytes)))?;
         if let Some(f) = cache_file {
             // A cache write failure only costs time later; never fail the run for it.
             let _ = write_cached(&f, &views);
@@ -171,22 +178,22 @@ fn cache_crc(key: &str, values: &[u8]) -> u32 {
 }
 
 /// The cached views, or `None` (a miss) if the entry is absent or fails any check.
-fn read_cached(path: &Path, key: &str, views: usize) -> Option<Vec<Vec<f32>>> {
-    let expected = CACHE_HEADER + views * EMBED_DIM * 4;
+fn read_cached(path: &Path, key: &str, views: usize, dim: usize) -> Option<Vec<Vec<f32>>> {
+    let expected = CACHE_HEADER + views * dim * 4;
     let bytes = files::read_regular(path, expected as u64).ok()?;
     if bytes.len() != expected || &bytes[..8] != CACHE_MAGIC {
         return None;
     }
     let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let body = &bytes[CACHE_HEADER..];
-    if word(8) as usize != views || word(12) as usize != EMBED_DIM || word(16) != cache_crc(key, body) {
+    if word(8) as usize != views || word(12) as usize != dim || word(16) != cache_crc(key, body) {
         return None;
     }
     let values: Vec<f32> = body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if values.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    Some(values.chunks(EMBED_DIM).map(<[f32]>::to_vec).collect())
+    Some(values.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
 fn write_cached(path: &Path, views: &[Vec<f32>]) -> Result<()> {
@@ -198,7 +205,7 @@ fn write_cached(path: &Path, views: &[Vec<f32>]) -> Result<()> {
     let mut bytes = Vec::with_capacity(CACHE_HEADER + body.len());
     bytes.extend_from_slice(CACHE_MAGIC);
     bytes.extend_from_slice(&(views.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&(EMBED_DIM as u32).to_le_bytes());
+    bytes.extend_from_slice(&(views.first().map_or(0, Vec::len) as u32).to_le_bytes());
     bytes.extend_from_slice(&cache_crc(&key, &body).to_le_bytes());
     bytes.extend_from_slice(&body);
     files::write_atomic(path, &bytes, false)
@@ -207,7 +214,7 @@ fn write_cached(path: &Path, views: &[Vec<f32>]) -> Result<()> {
 /// Embed the listed dataset into a store, reporting unreadable files. Returns (store, all ok).
 fn load_store(items: &[Item], embedder: &mut Embedder, json: bool) -> Result<(Store, bool)> {
     let paths: Vec<PathBuf> = items.iter().map(|i| i.path.clone()).collect();
-    let mut store = Store::new();
+    let mut store = Store::new(embedder.spec);
     let mut all_ok = true;
     for (item, views) in items.iter().zip(embedder.embed_all(&paths, true)) {
         let name = item.path.display().to_string();
@@ -237,7 +244,7 @@ fn check_not_input(out: &Path, items: &[Item]) -> Result<()> {
     Ok(())
 }
 
-pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, json: bool, cache: &CacheArgs) -> Result<bool> {
+pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, spec: &FeatureSpec, augment: usize, json: bool, cache: &CacheArgs) -> Result<bool> {
     let config = args.config()?;
     let augment = AugmentConfig { views: augment, seed: config.seed, ..AugmentConfig::default() };
     augment.validate()?;
@@ -246,7 +253,8 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, j
     let (items, empty) = list_dataset(dataset)?;
     check_not_input(out, &items)?;
     let mut all_ok = report_empty(dataset, &empty, json)?;
-    let mut embedder = Embedder::new(augment.clone(), cache)?;
+    let mut embedder = Embedder::new(*spec, augment.clone(), cache)?;
+    note(&format!("features       {}", spec.describe()));
     let (store, embedded_ok) = load_store(&items, &mut embedder, json)?;
     all_ok &= embedded_ok;
     for c in store.classes() {
@@ -273,7 +281,7 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, j
     };
     let outcome = pollster::block_on(train(&store, &config, &burn::tensor::Device::flex(), &mut print_epoch, &|| false))?;
     let train_secs = started.elapsed().as_secs_f64();
-    let classifier = Classifier::new(store.class_names().to_vec(), outcome.head)?;
+    let classifier = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head)?;
     let model = Model::from_training(classifier, config, augment, &outcome.report);
     let bytes = model.to_bytes()?;
     files::write_atomic(out, &bytes, true)?;
@@ -286,8 +294,16 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, augment: usize, j
     } else {
         out!("trained in {train_secs:.2} s; best epoch {} ({} validation){}", report.best_epoch, report.validation,
             if report.stopped_early { ", stopped early" } else { "" })?;
+        if report.refit {
+            out!("the head was then trained on all {} images for {} epochs (refit); the metrics below are the held-out ones", report.train_examples, report.best_epoch)?;
+        } else {
+            out!("the head was trained on {} images (no refit)", report.train_examples)?;
+        }
         if let Some(m) = &report.metrics {
             print_metrics(m)?;
+        }
+        if let Some(d) = &report.decision {
+            print_decision(d, &store.class_names()[1])?;
         }
         for w in &report.warnings {
             out!("WARNING [{}]: {}", w.code, w.message)?;
@@ -310,15 +326,34 @@ fn print_metrics(m: &Metrics) -> Result<()> {
     Ok(())
 }
 
+fn print_decision(d: &headtune::predict::Decision, positive: &str) -> Result<()> {
+    let how = match (d.rule, d.target_sensitivity) {
+        (headtune::predict::ThresholdRule::Sensitivity, Some(t)) => format!("highest with validation sensitivity ≥ {t}"),
+        (rule, _) => format!("{rule:?}").to_lowercase(),
+    };
+    match (d.sensitivity, d.specificity) {
+        (Some(se), Some(sp)) => out!(
+            "decision: \"{positive}\" when its probability ≥ {:.3} ({how}; on the {} validation predictions it was chosen on: sensitivity {se:.3}, specificity {sp:.3})",
+            d.threshold, d.n
+        ),
+        _ => out!("decision: \"{positive}\" when its probability ≥ {:.3} ({how}; no validation data)", d.threshold),
+    }
+}
+
 fn read_model(path: &Path) -> Result<Model> {
     Model::from_bytes(&files::read_regular(path, files::MAX_MODEL_BYTES)?)
 }
 
-pub fn run_eval(model_path: &Path, dataset: &Path, threshold: f64, json: bool, cache: &CacheArgs) -> Result<bool> {
+pub fn run_eval(model_path: &Path, dataset: &Path, threshold: Option<f64>, json: bool, cache: &CacheArgs) -> Result<bool> {
     let model = read_model(model_path)?;
+    if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(Error::InvalidArgument(format!("--threshold is {t}; use a probability from 0 to 1")));
+    }
+    // The model's own threshold unless overridden (0.5 for models without one).
+    let threshold = threshold.or(model.classifier.decision.as_ref().map(|d| d.threshold)).unwrap_or(0.5);
     let classes = &model.classifier.classes;
-    // Only the evaluation view is needed.
-    let mut embedder = Embedder::new(AugmentConfig::default(), cache)?;
+    // Only the evaluation view is needed, made the way the model's training images were.
+    let mut embedder = Embedder::new(model.classifier.spec, AugmentConfig::default(), cache)?;
     let (items, empty) = list_dataset(dataset)?;
     let mut all_ok = report_empty(dataset, &empty, json)?;
     let (mut labels, mut probs) = (Vec::new(), Vec::new());
@@ -378,7 +413,7 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
         std::fs::create_dir_all(d).map_err(|source| Error::Write { path: d.display().to_string(), source })?;
         files::check_writable(&d.join("probe.heatmap.png"))?;
     }
-    let backbone = Backbone::bundled_cpu()?;
+    let backbone = Backbone::bundled_cpu_kind(model.classifier.spec.backbone())?;
     let mut all_ok = true;
     let mut heatmap_names = HeatmapNames::default();
     for path in expand_paths(paths)? {
@@ -386,7 +421,7 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
         let result = files::read_image(&path).and_then(|file| headtune::image::decode(&file.bytes)).and_then(|img| {
             let out = pollster::block_on(predict_image(&backbone, &model.classifier, &img, top, heatmap_dir.is_some()))?;
             let file = match (&out.heatmap, heatmap_dir) {
-                (Some(h), Some(dir)) => Some(write_overlay(&img, h, &heatmap_names.next(dir, &path))?),
+                (Some(h), Some(dir)) => Some(write_overlay(&img, &model.classifier.spec, h, &heatmap_names.next(dir, &path))?),
                 _ => None,
             };
             Ok((out, file))
@@ -395,13 +430,19 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
             Ok((out, file)) => {
                 if json {
                     let mut v = json!({ "file": name, "top": out.top });
+                    if let Some(d) = &out.decision {
+                        v["decision"] = json!(d);
+                    }
                     if let Some(f) = file {
                         v["heatmap"] = json!(f.display().to_string());
                     }
                     line(&v.to_string())?;
                 } else {
                     let list: Vec<String> = out.top.iter().map(|p| format!("{} ({:.3})", p.label, p.probability)).collect();
-                    out!("{name}: {}", list.join(", "))?;
+                    let decision = out.decision.as_ref().map_or(String::new(), |d| {
+                        format!(" → {} (p {:.3} {} {:.3})", d.label, d.probability, if d.positive { "≥" } else { "<" }, d.threshold)
+                    });
+                    out!("{name}: {}{decision}", list.join(", "))?;
                 }
             }
             Err(e) => {
@@ -433,10 +474,10 @@ impl HeatmapNames {
     }
 }
 
-/// The network's view of the image (the evaluation crop at 224²) with the heatmap in red,
+/// The network's view of the image (what it saw, at its input size) with the heatmap in red,
 /// written atomically to `out`.
-fn write_overlay(img: &headtune::image::Rgb, h: &headtune::predict::Heatmap, out: &Path) -> Result<PathBuf> {
-    let view = headtune::preprocess::resize_view(img, h.crop)?;
+fn write_overlay(img: &headtune::image::Rgb, spec: &FeatureSpec, h: &headtune::predict::Heatmap, out: &Path) -> Result<PathBuf> {
+    let view = headtune::preprocess::render(img, &spec.eval_view(img), spec.input_size())?;
     let size = view.width();
     let overlay = image::RgbImage::from_fn(size, size, |x, y| {
         let gx = (x as usize * h.width / size as usize).min(h.width - 1);
