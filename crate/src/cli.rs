@@ -430,6 +430,7 @@ fn run_embed(spec: &FeatureSpec, paths: &[PathBuf], tensors: &[PathBuf], json: b
         }
     }
     let files = expand_paths(paths)?;
+    let spec = &train::resolve_auto(*spec, &files);
     let embed_one = |x: &[f32]| Ok(embed(&[x])?.remove(0));
     let ok = for_each_image(&files, (spec.crop(), spec.input_size()), json, embed_one, |name, e| print(name, &e))?;
     Ok(all_ok && ok)

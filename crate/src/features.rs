@@ -167,6 +167,29 @@ impl FeatureSpec {
         self.crop
     }
 
+    /// The same spec framing images by `crop`.
+    pub fn with_crop(self, crop: Crop) -> Self {
+        Self { crop, ..self }
+    }
+
+    /// `auto` decided for a dataset from a sample of its images: `full` when at least half of
+    /// them are grey-scale ([`preprocess::is_greyscale`]), else `center`; with the count of grey
+    /// images and the sample size. A concrete crop is returned unchanged. Deciding once keeps a
+    /// dataset framed one way (a few tinted scans among grey ones would otherwise be cropped
+    /// differently), and the concrete choice is what model files record.
+    pub fn resolve_auto<'a>(self, sample: impl IntoIterator<Item = &'a Rgb>) -> (Self, usize, usize) {
+        if self.crop != Crop::Auto {
+            return (self, 0, 0);
+        }
+        let (mut grey, mut n) = (0usize, 0usize);
+        for img in sample {
+            n += 1;
+            grey += usize::from(preprocess::is_greyscale(img));
+        }
+        let crop = if n > 0 && 2 * grey >= n { Crop::Full } else { Crop::Center };
+        (self.with_crop(crop), grey, n)
+    }
+
     /// How feature maps are pooled.
     pub fn pooling(&self) -> Pooling {
         self.pooling

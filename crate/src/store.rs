@@ -151,6 +151,19 @@ pub struct Store {
 }
 
 impl Store {
+    /// Make the embeddings of an empty store under `spec` (the engine fixes an `auto` crop at
+    /// the first image).
+    ///
+    /// # Errors
+    /// [`Error::Data`] if the store already holds examples (they were made another way).
+    pub fn respec(&mut self, spec: FeatureSpec) -> Result<()> {
+        if !self.examples.is_empty() {
+            return Err(Error::Data("the store already holds embeddings made another way".into()));
+        }
+        self.spec = spec;
+        Ok(())
+    }
+
     /// An empty store for embeddings made under `spec`.
     pub fn new(spec: FeatureSpec) -> Self {
         Self { spec, classes: Vec::new(), examples: Vec::new(), next_id: 0 }

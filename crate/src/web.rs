@@ -408,7 +408,13 @@ impl Engine {
             };
             let img = decode_input(bytes, width, height, rgba)?;
             let (augment, spec) = {
-                let s = state.borrow();
+                let mut s = state.borrow_mut();
+                // An `auto` crop is decided by the first image of an empty store, for all of them:
+                // one dataset, one framing (`features` then tells which).
+                if s.store.is_empty() {
+                    let (resolved, _, _) = s.store.spec().resolve_auto([&img]);
+                    s.store.respec(resolved)?;
+                }
                 (s.augment.clone(), *s.store.spec())
             };
             let (img, augment, spec) = (&img, &augment, &spec);

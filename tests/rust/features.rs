@@ -363,6 +363,15 @@ fn auto_crop_is_full_for_grey_images_and_center_for_colour_ones() {
         );
     }
     assert_eq!(headtune::features::FeatureSpec::default().crop(), Crop::Auto, "the default");
+    // Per dataset: the majority of a sample decides, for every image of it.
+    let auto = headtune::features::FeatureSpec::default();
+    let (s, grey_count, n) = auto.resolve_auto([&grey, &annotated, &photo]);
+    assert_eq!((s.crop(), grey_count, n), (Crop::Full, 2, 3));
+    assert_eq!(s.eval_view(&photo), spec(BackboneKind::Lite0, None, Crop::Full, Pooling::Avg).eval_view(&photo), "the photo of a grey dataset is framed whole too");
+    assert_eq!(auto.resolve_auto([&grey, &stained, &photo]).0.crop(), Crop::Center);
+    assert_eq!(auto.resolve_auto([]).0.crop(), Crop::Center, "nothing to judge: the weights' own convention");
+    let pad = auto.with_crop(Crop::Pad);
+    assert_eq!(pad.resolve_auto([&grey]).0, pad, "a concrete crop stays");
     assert_eq!("auto".parse::<Crop>().expect("parses"), Crop::Auto);
 }
 

@@ -264,6 +264,11 @@ fn cli_train_eval_predict() {
     assert!(lines.iter().any(|l| l["file"].as_str().is_some_and(|f| f.ends_with("broken.jpg")) && l["error"].is_string()));
     assert!(lines.iter().filter(|l| l["epoch"].is_number()).count() >= 2);
     let report = lines.iter().find(|l| l.get("report").is_some()).expect("report line");
+    // Fashion-MNIST is grey-scale: the default `auto` crop became `full` for the whole dataset,
+    // said on stderr and recorded in the model.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crop auto → full"), "{}", String::from_utf8_lossy(&out.stderr));
+    let trained = headtune::project::Model::from_bytes(&std::fs::read(&model).expect("model")).expect("model");
+    assert_eq!(trained.classifier.spec.crop(), headtune::preprocess::Crop::Full);
     assert!(report["report"]["metrics"]["accuracy"].as_f64().expect("accuracy") >= 0.9, "{report}");
     assert!(std::fs::metadata(&model).expect("model written").len() < 40_000);
 

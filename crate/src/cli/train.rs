@@ -229,6 +229,23 @@ fn load_store(items: &[Item], embedder: &mut Embedder, json: bool) -> Result<(St
     Ok((store, all_ok))
 }
 
+/// Decide an `auto` crop for these files from up to 64 of them, spread over the list (unreadable
+/// ones are left to the embedding pass to report), and say what was decided.
+pub(crate) fn resolve_auto(spec: FeatureSpec, paths: &[PathBuf]) -> FeatureSpec {
+    if spec.crop() != headtune::preprocess::Crop::Auto || paths.is_empty() {
+        return spec;
+    }
+    let step = paths.len().div_ceil(64);
+    let sample: Vec<headtune::image::Rgb> = paths
+        .iter()
+        .step_by(step.max(1))
+        .filter_map(|p| files::read_image(p).and_then(|f| headtune::image::decode(&f.bytes)).ok())
+        .collect();
+    let (resolved, grey, n) = spec.resolve_auto(&sample);
+    note(&format!("crop auto → {} ({grey} of {n} sampled images are grey-scale)", resolved.crop()));
+    resolved
+}
+
 /// Refuse an output path that is one of the input images (it would be overwritten by the model).
 fn check_not_input(out: &Path, items: &[Item]) -> Result<()> {
     let Ok(out_real) = std::fs::canonicalize(out) else {
@@ -253,6 +270,8 @@ pub fn run_train(dataset: &Path, out: &Path, args: &TrainArgs, spec: &FeatureSpe
     let (items, empty) = list_dataset(dataset)?;
     check_not_input(out, &items)?;
     let mut all_ok = report_empty(dataset, &empty, json)?;
+    let paths: Vec<PathBuf> = items.iter().map(|i| i.path.clone()).collect();
+    let spec = &resolve_auto(*spec, &paths);
     let mut embedder = Embedder::new(*spec, augment.clone(), cache)?;
     note(&format!("features       {}", spec.describe()));
     let (store, embedded_ok) = load_store(&items, &mut embedder, json)?;
