@@ -102,10 +102,18 @@ def embed_kfold(binary, flags, root, files, cache, repo):
     report = json.loads(out.strip().splitlines()[-1])["report"]
     opts = dict(zip(flags[::2], flags[1::2]))
     weights = open(os.path.join(repo, "models", f"efficientnet_{opts.get('--backbone', 'lite0')}.safetensors"), "rb").read()
-    prefix = hashlib.sha256(spec_json(flags) + hashlib.sha256(weights).digest()).digest()
+    # `auto` is decided per dataset (center or full): the cache holds the concrete crop's entries.
+    crop = opts.get("--crop", "auto")
+    candidates = ["center", "full"] if crop == "auto" else [crop]
     rows = []
     for f in files:
-        key = hashlib.sha256(prefix + open(f, "rb").read()).hexdigest()
+        data = open(f, "rb").read()
+        for c in candidates:
+            spec = spec_json([*flags, "--crop", c])
+            prefix = hashlib.sha256(spec + hashlib.sha256(weights).digest()).digest()
+            key = hashlib.sha256(prefix + data).hexdigest()
+            if os.path.exists(os.path.join(cache, key[:2], f"{key}.f32")):
+                break
         # Cache entry: magic (8 bytes), view count, width, CRC-32 (u32 each), then the values.
         rows.append(np.fromfile(os.path.join(cache, key[:2], f"{key}.f32"), dtype="<f4", offset=20))
     return report, np.array(rows, dtype=np.float64), wall / len(files), cpu / len(files)
