@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS, serveStatic } from '../chromium.mjs';
 
@@ -247,6 +248,33 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
     const out = await page.$eval('#threshold-out', (e) => e.textContent);
     const si = m.binary.sensitivityInterval;
     assert.ok(out.includes(`sensitivity ${(100 * m.binary.sensitivity).toFixed(0)} % (${(100 * si.low).toFixed(0)}–${(100 * si.high).toFixed(0)} %)`), `${out} vs ${JSON.stringify(m.binary)}`);
+  });
+
+  await t.test('the threshold set on the slider travels with the exported model to Classifier.load and headtune predict', async () => {
+    const chosen = await page.$eval('#threshold', (e) => Number(e.value));
+    const t = chosen > 0.5 ? 0.35 : 0.65;
+    await setThreshold(page, t);
+    // The slider's change sets the model's threshold in the engine; the page marks when it is in.
+    await page.waitForFunction((v) => Number(document.getElementById('threshold').dataset.modelThreshold) === v, t, { timeout: 30_000 });
+    const meta = modelMeta(await download(page, 'Export model'));
+    assert.equal(meta.decision?.threshold, t, JSON.stringify(meta.decision));
+    assert.equal(meta.decision.rule, 'fixed');
+    const file = path.join(OUT, 'threshold.headtune');
+    fs.copyFileSync(await download(page, 'Export model'), file);
+    const bytes = [...fs.readFileSync(file)];
+    const loaded = await page.evaluate(async (b) => {
+      const { Classifier } = await import('/lib/index.js');
+      const c = await Classifier.load(new Uint8Array(b), { backend: 'cpu' });
+      try {
+        return c.decision;
+      } finally {
+        c.dispose();
+      }
+    }, bytes);
+    assert.equal(loaded?.threshold, t);
+    const img = path.join(FIX, 'holdout', fs.readdirSync(path.join(FIX, 'holdout')).sort()[0]);
+    const out = JSON.parse(execFileSync(path.join(ROOT, 'target/debug/headtune'), ['predict', '--json', file, img], { encoding: 'utf8' }).trim().split('\n').at(-1));
+    assert.equal(out.decision.threshold, t, JSON.stringify(out));
   });
 
   await t.test('clicking a confusion-matrix cell lists exactly those held-out images, with probabilities', async () => {

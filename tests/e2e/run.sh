@@ -14,6 +14,7 @@ ensure_chromium
 ensure_fashion_mnist
 ensure_npm_ci tests/e2e
 ensure_package
+ensure_cli
 
 step "fixture images"
 python3 tests/e2e/make-fixtures.py tests/e2e/.fixtures 24

@@ -200,7 +200,8 @@ export function mount(root, state) {
     // The model decides at the chosen threshold from now on: predictions made through the
     // package and the exported model file carry it.
     try {
-      await engine.current().setThreshold(Number(slider.value));
+      const decision = await engine.current().setThreshold(Number(slider.value));
+      slider.dataset.modelThreshold = String(decision?.threshold ?? '');
     } catch (e) {
       setError(state, 'train', `The threshold could not be set: ${e.message}`);
     }
