@@ -54,6 +54,9 @@ ensure_package() {
 # The native CLI the browser tests compare against (target/debug/headtune); cargo rebuilds it
 # only when a source changed, and `cargo test` has usually just built it.
 ensure_cli() {
-  step "native CLI (cargo build --bin headtune; nothing to do when current)"
-  cargo build --quiet -p headtune --bin headtune
+  # Built the way `cargo test` builds it (dev-dependencies take part in feature resolution), so
+  # after the native tests this is a no-op; a plain `cargo build` would compile the crate and
+  # part of its dependencies a second time under another feature set.
+  step "native CLI (cargo test --no-run --test cli: builds target/debug/headtune; nothing to do when current)"
+  cargo test --quiet --no-run -p headtune --test cli
 }

@@ -248,6 +248,13 @@ fn open<'a, R: BufRead + Seek + 'a>(mut reader: R) -> Result<Opened<'a, R>> {
         let orientation = d.exif().and_then(|e| Orientation::from_exif_chunk(e)).unwrap_or(Orientation::NoTransforms);
         (w, h, px * 3, extra, orientation, Codec::Jpeg(Box::new(d)))
     } else {
+        // A PNG's size is in its first chunk: judge it before the png crate sizes its line
+        // buffers from it (a 100000-px-wide image would otherwise trip the metadata allowance
+        // below and be reported as too much metadata).
+        if format == ImageFormat::Png && head.len() >= 24 && &head[12..16] == b"IHDR" {
+            let be = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+            check_size(be(16), be(20))?;
+        }
         let mut r = ImageReader::with_format(reader, format);
         let mut limits = Limits::no_limits();
         // PNG: the limit is what the png crate may allocate besides the pixels (profiles, text,

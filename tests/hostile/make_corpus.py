@@ -477,8 +477,10 @@ def files(corpus, rng):
         f(f"{name}.headtune", model(rng, classes), "crafted model", "error", code="ModelFile", message=msg)
     f("backbone_10mb.headtune", model(rng, meta_edit=lambda m: m.__setitem__("backbone", "x" * (10 << 20))),
       "crafted model", "error", code="ModelFile", message="backbone", max_message=400)
-    f("preprocessing_320.headtune", model(rng, meta_edit=lambda m: set_path(m, ["preprocessing", "inputSize"], 320)),
-      "crafted model", "error", code="ModelFile", message="prepared as")
+    # Version 2 records how embeddings are made (`features`); an impossible input size is refused.
+    f("features_input_5000.headtune", model(rng, version=2, meta_edit=lambda m: m.__setitem__(
+      "features", {"backbone": BACKBONE_ID, "inputSize": 5000, "crop": "center", "pooling": "avg"})),
+      "crafted model", "error", code="ModelFile", message="input size is 5000")
     f("version0.headtune", model(rng, version=0), "crafted model", "error", code="ModelFile", message="version")
     f("reserved1.headtune", model(rng, reserved=1), "crafted model", "error", code="ModelFile", message="reserved")
     f("mlp_65536.headtune", model(rng, meta_edit=lambda m: (m.__setitem__("headKind", "mlp"),
@@ -491,14 +493,15 @@ def files(corpus, rng):
     def nan_views(b):
         b[5] = float("nan")
     f("project_nan_embedding.headtune", project(rng, blob_edit=nan_views), "crafted project", "error", code="ModelFile", message="NaN")
-    for name, path, value in [
-        ("min_area_5", ["augment", "minArea"], 5),
-        ("brightness_1e308", ["augment", "brightness"], 1e308),
-        ("views_1e9", ["augment", "views"], 10**9),
-        ("contrast_negative", ["augment", "contrast"], -1),
+    for name, path, value, msg in [
+        ("min_area_5", ["augment", "minArea"], 5, "augment"),
+        # Beyond f32: refused by the metadata reader itself.
+        ("brightness_1e308", ["augment", "brightness"], 1e308, "out of range"),
+        ("views_1e9", ["augment", "views"], 10**9, "augment"),
+        ("contrast_negative", ["augment", "contrast"], -1, "augment"),
     ]:
         f(f"project_{name}.headtune", project(rng, meta_edit=lambda m, p=path, v=value: set_path(m, p, v)),
-          "crafted project", "error", code="ModelFile", message="augment")
+          "crafted project", "error", code="ModelFile", message=msg)
     f("project_views_65.headtune", project(rng, n=1, views=65, with_model=False), "crafted project", "error", code="ModelFile")
     f("project_class_out_of_range.headtune", project(rng, meta_edit=lambda m: set_path(m, ["examples", 0, "class"], 7)),
       "crafted project", "error", code="ModelFile")

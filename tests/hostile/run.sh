@@ -8,7 +8,7 @@
 #      loadProject and what the page does next): no trap, no hang, bounded memory, and the same
 #      outcome as natively
 # Prints both counts tables (README's Testing section shows them). Needs target/debug/headtune
-# and www/pkg; builds them when missing.
+# and www/pkg; builds them when missing or stale (tests/setup.sh).
 # Usage: bash tests/hostile/run.sh [--native-only]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,17 +21,14 @@ rm -rf "$OUT"
 echo "== hostile corpus: generating =="
 python3 tests/hostile/make_corpus.py "$OUT"
 
-if [ ! -x target/debug/headtune ] || [ -n "$(find crate/src -newer target/debug/headtune | head -1)" ]; then
-  cargo build -p headtune --bin headtune
-fi
+source tests/setup.sh
+ensure_cli
 echo "== hostile corpus: native CLI =="
 python3 tests/hostile/run.py --bin target/debug/headtune --corpus "$OUT"
 
 if [ "${1:-}" = "--native-only" ]; then
   exit 0
 fi
-if [ ! -f www/pkg/headtune_bg.wasm ]; then
-  bash www/build.sh
-fi
+ensure_package
 echo "== hostile corpus: browser engine (wasm in Node) =="
 node tests/hostile/wasm.mjs --corpus "$OUT"

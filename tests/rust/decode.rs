@@ -283,3 +283,21 @@ fn inspect_reads_only_the_header() {
     assert!(rotated.memory >= header.memory + rgb, "{} vs {}", rotated.memory, header.memory);
     assert!(decode(&jpeg[..jpeg.len() / 4]).is_err(), "while the decode refuses the damaged data");
 }
+
+/// A PNG declaring 100000 × 1 RGBA16 pixels is refused for its size, from its header, the same
+/// in every build (the wasm engine once reported it as "more than 16 MB of metadata").
+#[test]
+fn very_wide_png_is_too_large_from_its_header() {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&1u32.to_be_bytes());
+    ihdr.extend_from_slice(&[16, 6, 0, 0, 0]); // 16-bit RGBA
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
+    match decode(&png) {
+        Err(Error::TooLarge { width, height, .. }) => assert_eq!((width, height), (100_000, 1)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
