@@ -304,6 +304,10 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
     const trouser = await predict(page, path.join(FIX, 'holdout/trouser-0.png'));
     assert.equal(trouser[0].label, 'trouser', JSON.stringify(trouser));
     before = { bag, trouser };
+    // The decision shown is the engine's, at the threshold the slider set on the model.
+    const t = await page.$eval('#threshold', (e) => Number(e.value));
+    const said = await page.$eval('#predict-decision', (e) => e.textContent);
+    assert.match(said, new RegExp(`^Decision at the model's threshold \\(${t.toFixed(2)}\\): (bag|trouser)$`), said);
     // Two classes: "Show the top" offers no more than two.
     assert.deepEqual(await page.$$eval('#topk option', (o) => o.map((x) => x.value)), ['1', '2']);
     assert.equal(await page.$eval('#predict-canvas', (c) => c.dataset.heatmap), 'shown');

@@ -202,6 +202,7 @@ export function mount(root, state) {
     try {
       const decision = await engine.current().setThreshold(Number(slider.value));
       slider.dataset.modelThreshold = String(decision?.threshold ?? '');
+      state.set({ modelThreshold: decision?.threshold ?? null });
     } catch (e) {
       setError(state, 'train', `The threshold could not be set: ${e.message}`);
     }

@@ -192,22 +192,21 @@ export function mount(root, state) {
         return el('li', { 'data-label': x.label }, el('span', { class: 'label' }, x.label), el('span', { class: 'track' }, bar), el('span', { class: 'prob' }, pct(x.probability, 1)));
       }),
     );
-    const b = s.report?.metrics?.binary;
-    const decision = byId('predict-decision', root);
-    decision.textContent = '';
-    if (b && k === 2) {
-      const top = p.preds[0];
-      const pPos = top.label === b.positive ? top.probability : 1 - top.probability;
-      const t = s.threshold ?? b.threshold;
-      const other = s.report.metrics.perClass.map((c) => c.name).find((n) => n !== b.positive) ?? 'other';
-      decision.textContent = `Decision at your threshold (${t.toFixed(2)}): ${pPos >= t ? b.positive : other}`;
-    }
+    // Two classes: the engine's call at the model's threshold (the validated one, or the one set
+    // with the slider), as an exported model and `headtune predict` make it.
+    const d = p.preds.decision;
+    byId('predict-decision', root).textContent = d && k === 2 ? `Decision at the model's threshold (${d.threshold.toFixed(2)}): ${d.label}` : '';
     const canvas = byId('predict-canvas', root);
     drawPrediction(canvas, p, toggle.checked);
     const shown = canvas.dataset.heatmap === 'shown';
     byId('heat-legend', root).hidden = !shown;
     byId('heat-note', root).textContent = shown ? `Evidence for “${p.preds.heatmap.label}”. Grey: outside the square the model saw.` : '';
   };
-  state.subscribe(['prediction', 'report', 'classes', 'threshold', 'live', 'errors'], render);
+  state.subscribe(['prediction', 'report', 'classes', 'live', 'errors'], render);
+  // A new threshold on the model: classify the image on show again, so its decision is the
+  // engine's at that threshold.
+  state.subscribe(['modelThreshold'], (s) => {
+    if (lastFile && s.prediction && !s.prediction.live && !s.live) predictFile(state, lastFile);
+  });
   render(state.get());
 }

@@ -38,6 +38,8 @@ export function initialState() {
     trainedOn: null,
     /** Decision threshold the user chose (two classes), or null for the model's own. */
     threshold: null,
+    /** The threshold the engine's model decides at, once the user set one with the slider. */
+    modelThreshold: null,
     /** Sensitivity/specificity at `threshold`, from the engine. */
     operatingPoint: null,
     /** What the review list shows: null | { kind: 'cell', truth, predicted } | { kind: 'wrong' } | { kind: 'doubted' }. */
