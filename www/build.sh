@@ -131,7 +131,9 @@ else
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
     step "installing wasm-bindgen-cli $BINDGEN_VERSION (matches Cargo.lock; ~4 min once)"
     # No --locked: the CLI's own lock file pins a crate version the registry no longer serves.
-    cargo install wasm-bindgen-cli --version "=$BINDGEN_VERSION"
+    # --force: cargo's record of installed packages can outlive the binary (a cleaned PATH
+    # directory); this runs only when the right version is missing anyway.
+    cargo install --force wasm-bindgen-cli --version "=$BINDGEN_VERSION"
   fi
 
   # A wasm-opt we trust: $WASM_OPT, else one on PATH that is binaryen ≥ 116, else binaryen 116's
