@@ -671,27 +671,6 @@ pub struct Backbone {
     device: Device,
 }
 
-/// One input's pooled outputs on the host (see [`Taps`]).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Pooled {
-    /// Average of the head conv's output: the plain embedding.
-    pub avg: Vec<f32>,
-    /// Max of the head conv's output (empty unless [`Taps::head_max`]).
-    pub max: Vec<f32>,
-    /// Per stage, average and max of its output (empty unless [`Taps::stages`]).
-    pub stages: Vec<(Vec<f32>, Vec<f32>)>,
-}
-
-impl From<Embedding> for Pooled {
-    fn from(e: Embedding) -> Self {
-        Self {
-            avg: e.pooled,
-            max: e.head_max.unwrap_or_default(),
-            stages: e.stages.into_iter().map(|s| (s.avg, s.max)).collect(),
-        }
-    }
-}
-
 impl Backbone {
     /// Load weights for `device`: the CPU kernels on the CPU device ([`Device::flex`]), the burn
     /// model on any other.
@@ -818,25 +797,6 @@ impl Backbone {
     /// As [`Self::features`].
     pub async fn embed(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         Ok(self.features(inputs, Taps::default()).await?.into_iter().map(|e| e.pooled).collect())
-    }
-
-    /// The pooled outputs asked for by `taps`, per input.
-    ///
-    /// # Errors
-    /// As [`Self::features`].
-    pub async fn pooled(&self, inputs: &[&[f32]], taps: Taps) -> Result<Vec<Pooled>> {
-        Ok(self.features(inputs, Taps { map: false, ..taps }).await?.into_iter().map(Pooled::from).collect())
-    }
-
-    /// The pooled outputs asked for by `taps` and the final `head × m × m` feature map
-    /// (channel-major, m = [`Arch::map_size`]) of one input, for heatmaps.
-    ///
-    /// # Errors
-    /// As [`Self::features`].
-    pub async fn pooled_with_map(&self, input: &[f32], taps: Taps) -> Result<(Pooled, Vec<f32>)> {
-        let mut e = self.features(&[input], Taps { map: true, ..taps }).await?.remove(0);
-        let map = e.map.take().unwrap_or_default();
-        Ok((Pooled::from(e), map))
     }
 
     /// Pooled embedding and the final `head × m × m` feature map (channel-major) of one input.

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{truncate, Arch, Backbone, BackboneKind, Pooled, Taps};
+use crate::backbone::{truncate, Arch, Backbone, BackboneKind, Embedding, Taps};
 use crate::error::{Error, Result};
 use crate::image::Rgb;
 use crate::preprocess::{self, Crop, View};
@@ -252,15 +252,15 @@ impl FeatureSpec {
     /// average are L2-normalised and scaled to norm √width (unit mean square per value, like
     /// standardised features), so that no block dominates by scale and the head's default
     /// learning rate and weight decay suit every pooling.
-    pub fn combine(&self, pooled: &Pooled) -> Vec<f32> {
+    pub fn combine(&self, pooled: &Embedding) -> Vec<f32> {
         match self.pooling {
-            Pooling::Avg => pooled.avg.clone(),
-            Pooling::Avgmax => [scaled(&pooled.avg), scaled(&pooled.max)].concat(),
+            Pooling::Avg => pooled.pooled.clone(),
+            Pooling::Avgmax => [scaled(&pooled.pooled), scaled(pooled.head_max.as_deref().unwrap_or_default())].concat(),
             Pooling::Multi => {
-                let mut out = scaled(&pooled.avg);
+                let mut out = scaled(&pooled.pooled);
                 let from = pooled.stages.len().saturating_sub(MULTI_STAGES);
-                for (avg, _) in &pooled.stages[from..] {
-                    out.extend(scaled(avg));
+                for stage in &pooled.stages[from..] {
+                    out.extend(scaled(&stage.avg));
                 }
                 out
             }
@@ -270,20 +270,20 @@ impl FeatureSpec {
     /// ∂loss/∂(head conv average) from ∂loss/∂embedding, for class-activation maps: the head
     /// average's block, taken back through its normalisation. The other blocks (max, earlier
     /// stages) have no spatial map at the head's resolution and are left out of the heatmap.
-    pub fn head_gradient(&self, pooled: &Pooled, gradient: &[f32]) -> Vec<f32> {
-        let n = pooled.avg.len();
+    pub fn head_gradient(&self, pooled: &Embedding, gradient: &[f32]) -> Vec<f32> {
+        let n = pooled.pooled.len();
         let g = &gradient[..n.min(gradient.len())];
         match self.pooling {
             Pooling::Avg => g.to_vec(),
             Pooling::Avgmax | Pooling::Multi => {
                 // b = s·p/|p|  ⇒  ∂b/∂p = s/|p| · (I − p̂p̂ᵀ)
-                let norm = l2(&pooled.avg);
+                let norm = l2(&pooled.pooled);
                 if norm == 0.0 {
                     return vec![0.0; n];
                 }
                 let s = (n as f32).sqrt();
-                let dot: f32 = g.iter().zip(&pooled.avg).map(|(a, p)| a * p / norm).sum();
-                g.iter().zip(&pooled.avg).map(|(a, p)| s / norm * (a - dot * p / norm)).collect()
+                let dot: f32 = g.iter().zip(&pooled.pooled).map(|(a, p)| a * p / norm).sum();
+                g.iter().zip(&pooled.pooled).map(|(a, p)| s / norm * (a - dot * p / norm)).collect()
             }
         }
     }
@@ -292,13 +292,13 @@ impl FeatureSpec {
     /// [`preprocess::preprocess`]), one per input.
     ///
     /// # Errors
-    /// [`Error::Data`] when `backbone` is not this spec's, else as [`Backbone::pooled`].
+    /// [`Error::Data`] when `backbone` is not this spec's, else as [`Backbone::features`].
     pub async fn embed_inputs(&self, backbone: &Backbone, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         self.check_backbone(backbone)?;
         if self.pooling == Pooling::Avg {
             return backbone.embed(inputs).await;
         }
-        Ok(backbone.pooled(inputs, self.pooling.taps()).await?.iter().map(|p| self.combine(p)).collect())
+        Ok(backbone.features(inputs, self.pooling.taps()).await?.iter().map(|p| self.combine(p)).collect())
     }
 
     /// The embedding of one image's evaluation view.
@@ -311,13 +311,16 @@ impl FeatureSpec {
         out.pop().ok_or_else(|| Error::Backend("the backbone returned no embedding".into()))
     }
 
-    /// Pooled outputs, embedding and final feature map of one input (for heatmaps).
+    /// Pooled outputs, embedding and final `head × m × m` feature map (channel-major) of one
+    /// input (for heatmaps).
     ///
     /// # Errors
     /// As [`Self::embed_inputs`].
-    pub async fn embed_with_map(&self, backbone: &Backbone, input: &[f32]) -> Result<(Pooled, Vec<f32>, Vec<f32>)> {
+    pub async fn embed_with_map(&self, backbone: &Backbone, input: &[f32]) -> Result<(Embedding, Vec<f32>, Vec<f32>)> {
         self.check_backbone(backbone)?;
-        let (pooled, map) = backbone.pooled_with_map(input, self.pooling.taps()).await?;
+        let taps = Taps { map: true, ..self.pooling.taps() };
+        let mut pooled = backbone.features(&[input], taps).await?.pop().ok_or_else(|| Error::Backend("the backbone returned no output".into()))?;
+        let map = pooled.map.take().unwrap_or_default();
         let embedding = self.combine(&pooled);
         Ok((pooled, embedding, map))
     }

@@ -164,7 +164,7 @@ impl Classifier {
 
     /// Class-activation map (m×m, not normalised) of `class` from the final feature map
     /// (`1280×m×m`, channel-major), the pooled outputs and the embedding made from them.
-    pub fn cam(&self, map: &[f32], pooled: &crate::backbone::Pooled, embedding: &[f32], class: usize) -> Vec<f32> {
+    pub fn cam(&self, map: &[f32], pooled: &crate::backbone::Embedding, embedding: &[f32], class: usize) -> Vec<f32> {
         let alpha = self.spec.head_gradient(pooled, &self.head.logit_gradient(embedding, class));
         let cells = map.len() / alpha.len().max(1);
         let mut cam = vec![0f32; cells];

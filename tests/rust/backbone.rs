@@ -237,18 +237,19 @@ fn batched_forward_at_any_input_size_and_taps() {
     let backbone = Backbone::bundled_cpu().expect("bundled");
     for size in [224usize, 225, 288] {
         let x: Vec<f32> = (0..3 * size * size).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect();
-        let pooled = pollster::block_on(backbone.pooled(&[&x, &x], Taps { head_max: true, stages: true, map: false })).expect("forward");
+        let pooled = pollster::block_on(backbone.features(&[&x, &x], Taps { head_max: true, stages: true, map: false })).expect("forward");
         let p = &pooled[1];
-        assert_eq!((p.avg.len(), p.max.len(), p.stages.len()), (1280, 1280, 7));
-        let widths: Vec<usize> = p.stages.iter().map(|(a, m)| {
-            assert_eq!(a.len(), m.len());
-            assert!(a.iter().zip(m).all(|(a, m)| a <= m), "average ≤ max");
-            a.len()
+        let max = p.head_max.as_deref().expect("head max asked for");
+        assert_eq!((p.pooled.len(), max.len(), p.stages.len()), (1280, 1280, 7));
+        let widths: Vec<usize> = p.stages.iter().map(|s| {
+            assert_eq!(s.avg.len(), s.max.len());
+            assert!(s.avg.iter().zip(&s.max).all(|(a, m)| a <= m), "average ≤ max");
+            s.avg.len()
         }).collect();
         assert_eq!(widths, [16, 24, 40, 80, 112, 192, 320]);
-        assert!(p.avg.iter().zip(&p.max).all(|(a, m)| a <= m));
+        assert!(p.pooled.iter().zip(max).all(|(a, m)| a <= m));
         let plain = pollster::block_on(backbone.embed(&[&x])).expect("embed");
-        assert!(max_abs_diff(&plain[0], &p.avg) < 1e-4, "taps do not change the embedding");
+        assert!(max_abs_diff(&plain[0], &p.pooled) < 1e-4, "taps do not change the embedding");
         let (_, map) = pollster::block_on(backbone.embed_with_map(&x)).expect("map");
         let m = Arch::lite0().map_size(size);
         assert_eq!(map.len(), 1280 * m * m, "{size}: {m}×{m} map");

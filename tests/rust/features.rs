@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use common::*;
-use headtune::backbone::{Backbone, BackboneKind, Pooled};
+use headtune::backbone::{Backbone, BackboneKind, Embedding, StagePool};
 use headtune::features::{FeatureSpec, Pooling};
 use headtune::head::{DenseWeights, HeadKind, HeadWeights};
 use headtune::predict::{predict_image, Classifier};
@@ -135,20 +135,22 @@ fn pooling_widths_and_normalisation() {
 #[test]
 fn head_gradient_is_the_chain_rule_through_the_normalisation() {
     let s = spec(BackboneKind::Lite0, None, Crop::Center, Pooling::Multi);
-    let p = Pooled {
-        avg: (0..1280).map(|i| ((i % 13) as f32 * 0.1).max(0.05)).collect(),
-        stages: [16, 24, 40, 80, 112, 192, 320].iter().map(|&w| (vec![0.5; w], vec![1.0; w])).collect(),
-        ..Pooled::default()
+    let p = Embedding {
+        pooled: (0..1280).map(|i| ((i % 13) as f32 * 0.1).max(0.05)).collect(),
+        map: None,
+        map_side: 0,
+        stages: [16, 24, 40, 80, 112, 192, 320].iter().map(|&w| StagePool { avg: vec![0.5; w], max: vec![1.0; w] }).collect(),
+        head_max: None,
     };
     // loss = w · embedding; compare ∂loss/∂avg with central differences.
     let w: Vec<f32> = (0..s.dim()).map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.01).collect();
-    let loss = |p: &Pooled| s.combine(p).iter().zip(&w).map(|(a, b)| a * b).sum::<f32>();
+    let loss = |p: &Embedding| s.combine(p).iter().zip(&w).map(|(a, b)| a * b).sum::<f32>();
     let g = s.head_gradient(&p, &w);
     for i in [0usize, 7, 500, 1279] {
         let h = 1e-2;
         let (mut up, mut down) = (p.clone(), p.clone());
-        up.avg[i] += h;
-        down.avg[i] -= h;
+        up.pooled[i] += h;
+        down.pooled[i] -= h;
         let numeric = (loss(&up) - loss(&down)) / (2.0 * h);
         assert!((numeric - g[i]).abs() < 2e-3 * (1.0 + numeric.abs()), "∂/∂avg[{i}]: analytic {} vs numeric {numeric}", g[i]);
     }
