@@ -379,6 +379,14 @@ impl Engine {
         self.state.borrow_mut().fail_next_gpu_call = true;
     }
 
+    /// Test hook: panic inside the engine, as a bug would. The wasm instance is unusable
+    /// afterwards (a panic aborts); the worker answers `EngineCrashed` and the package closes
+    /// the instance, so tests can check that callers recover (tests/browser, tests/e2e).
+    #[wasm_bindgen(js_name = simulatePanic)]
+    pub fn simulate_panic(&self) {
+        panic!("simulated engine panic (test hook)");
+    }
+
     /// Set how augmented views are drawn for images added from now on.
     #[wasm_bindgen(js_name = setAugment)]
     pub fn set_augment(&self, augment: JsValue) -> Result<(), JsValue> {

@@ -254,6 +254,40 @@ describe('headtune in the browser', () => {
     assert.deepEqual(out.classes, [{ name: 'mixed', count: 2 }]);
   });
 
+  it('an engine panic rejects with EngineCrashed, closes the instance, and its saved project trains in a new one', { timeout: 240_000 }, async () => {
+    const out = await run(async () => {
+      const { fx } = window;
+      const { Tuner } = window.headtune;
+      const crashes = [];
+      const tuner = await Tuner.create({ backend: 'cpu', onCrash: (e) => crashes.push({ message: e.message, code: e.code }) });
+      await tuner.addImages('cat', await fx.crops('chelsea.png', 3));
+      await tuner.addImages('coffee', await fx.crops('coffee.png', 3));
+      const saved = await tuner.saveProject();
+      const outcome = async (p) => p.then(() => ({ ok: true }), (e) => ({ name: e.name, message: e.message, code: e.code }));
+      const panic = await outcome(tuner.simulatePanic());
+      const later = await outcome(tuner.predict(await fx.fixture('chelsea.png')));
+      const listing = await outcome(tuner.examples());
+      tuner.dispose();
+      const again = await Tuner.loadProject(saved, { backend: 'cpu' });
+      await again.train({ epochs: 30, seed: 5, learningRate: 0.01 });
+      const cat = (await again.predict(await fx.fixture('chelsea.png')))[0];
+      const cup = (await again.predict(await fx.fixture('coffee.png')))[0];
+      const classes = again.classes;
+      again.dispose();
+      return { crashes, panic, later, listing, classes, cat: cat.label, cup: cup.label };
+    });
+    assert.equal(out.panic.code, 'EngineCrashed');
+    assert.equal(out.panic.name, 'Error');
+    assert.match(out.panic.message, /engine crashed .*unreachable.*stopped/i);
+    assert.equal(out.crashes.length, 1, 'onCrash called once');
+    assert.equal(out.crashes[0].code, 'EngineCrashed');
+    assert.equal(out.later.code, 'EngineCrashed', 'a crashed instance refuses later calls with the same error');
+    assert.equal(out.listing.code, 'EngineCrashed');
+    assert.deepEqual(out.classes, [{ name: 'cat', count: 3 }, { name: 'coffee', count: 3 }]);
+    assert.equal(out.cat, 'cat');
+    assert.equal(out.cup, 'coffee');
+  });
+
   it('addImages stops on abort, keeping what was added; a disposed tuner refuses work', { timeout: 120_000 }, async () => {
     const out = await run(async () => {
       const tuner = await window.headtune.Tuner.create({ backend: 'cpu' });

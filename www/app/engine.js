@@ -7,6 +7,7 @@ const BACKENDS = ['auto', 'webgpu', 'cpu'];
 const BACKEND_KEY = 'headtune.backend';
 
 let tuner = null;
+let crashHandler = null;
 
 /** The current Tuner (null until the engine has started). */
 export const current = () => tuner;
@@ -33,9 +34,21 @@ export function rememberBackend(backend) {
   }
 }
 
+/**
+ * What to do when the engine crashes (a bug: a Rust panic stops its wasm instance, and the
+ * package closes that Tuner). main.js opens the project again from its last save.
+ */
+export function onCrash(fn) {
+  crashHandler = fn;
+}
+
 function options(state, extra = {}) {
   return {
     backend: state.get().backend,
+    // Only the page's current tuner matters; a crash of one being replaced is ignored.
+    onCrash: (e) => {
+      if (crashHandler) crashHandler(e);
+    },
     onProgress: (e) => {
       if (e.status === 'progress') setText(state, `Loading the image model… ${Math.round(e.progress)} %`);
       if (e.status === 'ready') setText(state, 'Ready');
@@ -49,8 +62,22 @@ export function setText(state, text) {
   state.set({ engine: { ...state.get().engine, text } });
 }
 
-/** A new, empty tuner with augmentation `views` (not yet in use: see `use`). */
-export const createEmpty = (state, views) => Tuner.create(options(state, { augment: { views } }));
+/**
+ * A new, empty tuner with augmentation `views`, framing images as the user chose for new
+ * projects (`state.framing`, an engine `crop`; not yet in use: see `use`).
+ */
+export const createEmpty = (state, views) => Tuner.create(options(state, { augment: { views }, crop: state.get().framing }));
+
+/**
+ * Frame the images of the (still empty) project as `crop`: a new empty tuner with the same
+ * augmentation replaces the current one. The engine fixes the framing with the first image.
+ */
+export async function reframe(state, crop) {
+  state.set({ framing: crop });
+  const next = await Tuner.create(options(state, { augment: tuner.augment, crop }));
+  use(state, next);
+  await refresh(state);
+}
 
 /** A tuner restored from project bytes (not yet in use). A bad file rejects; nothing changes. */
 export const open = (state, bytes) => Tuner.loadProject(bytes, options(state));
@@ -77,7 +104,7 @@ export async function reopen(state, extra) {
 /** Read classes and examples back from the engine into the state. */
 export async function refresh(state) {
   const examples = await tuner.examples();
-  state.set({ classes: tuner.classes, examples });
+  state.set({ classes: tuner.classes, examples, features: tuner.features });
 }
 
 /**

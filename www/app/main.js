@@ -11,6 +11,7 @@ import * as db from './store.js';
 import * as thumbs from './thumbs.js';
 import * as classes from './classes.js';
 import * as adding from './adding.js';
+import * as framing from './framing.js';
 import * as training from './training.js';
 import * as prediction from './prediction.js';
 import * as evaluation from './evaluation.js';
@@ -82,16 +83,40 @@ async function restore(state, defaults) {
   await engine.refresh(state);
 }
 
+/**
+ * The engine crashed (a bug; the package has closed that tuner): open the project again from its
+ * last save in this browser, keeping the cards that had no images yet, and say what happened.
+ * Changes made after the last save (it follows every change within a second) are lost.
+ */
+async function recover(state, defaults, error) {
+  const before = state.get();
+  state.set({ busy: 'restarting' });
+  engine.setText(state, 'The engine stopped after an internal error; restarting…');
+  try {
+    await restore(state, defaults);
+    const names = new Set(state.get().classes.map((c) => c.name));
+    if (before.pending.length) state.set({ pending: before.pending.filter((p) => !names.has(p.name)), target: before.target });
+    setError(state, 'keep', `The engine stopped after an internal error (${error.message}) and was restarted with your project as last saved in this browser.`);
+  } catch (e) {
+    engine.setText(state, 'Failed to restart');
+    setError(state, 'train', `The engine could not be restarted: ${e.message} Reload the page.`);
+  } finally {
+    state.set({ busy: null });
+  }
+}
+
 async function boot() {
   const state = createState({ ...initialState(), backend: engine.chosenBackend() });
   mountEngineSelect(state);
   classes.mount(section('data'), state);
   adding.mount(section('data'), state);
+  framing.mount(section('data'), state);
   training.mount(section('train'), state);
   prediction.mount(section('predict'), state);
   evaluation.mount(section('evaluate'), state);
   const defaults = state.get().settings;
   keep.mount(section('keep'), state, defaults);
+  engine.onCrash((e) => recover(state, defaults, e));
   engine.setText(state, 'Loading the image model…');
   try {
     await restore(state, defaults);

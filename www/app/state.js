@@ -11,10 +11,15 @@ export function initialState() {
     backend: 'auto',
     /** What the engine says about itself: { text, backend, reason }. */
     engine: { text: 'Starting…', backend: null, reason: '' },
-    /** The long task in progress: null | 'starting' | 'adding' | 'training' | 'importing' | 'clearing' | 'switching'. */
+    /** The long task in progress: null | 'starting' | 'adding' | 'training' | 'importing' | 'clearing' | 'switching' | 'restarting'. */
     busy: 'starting',
     /** `[{ name, count }]` from the engine. */
     classes: [],
+    /** How the engine makes embeddings: `{ backbone, inputSize, crop, pooling, dim }`; `crop` is
+     * the framing (an `auto` one is fixed by the first image added). */
+    features: {},
+    /** Framing asked for when a new project starts (the engine's `crop`): 'auto' | 'center' | 'full' | 'pad'. */
+    framing: 'auto',
     /** `[{ id, label, name, views }]` from the engine. */
     examples: [],
     /** Class cards without images yet (the engine only knows classes that have images):

@@ -85,6 +85,13 @@ export interface LoadOptions {
    */
   modelUrl?: string | URL;
   onProgress?: (event: LoadProgress) => void;
+  /**
+   * Called once if the engine crashes (a bug in headtune: a Rust panic stops the wasm instance).
+   * The instance is closed: its pending and later calls reject with an Error whose `code` is
+   * `'EngineCrashed'`. Open the data again in a new instance (e.g. `Tuner.loadProject` with the
+   * last `saveProject()` bytes), as the demo page does.
+   */
+  onCrash?: (error: Error & { code: 'EngineCrashed' }) => void;
   /** Augmentation of images added from now on. */
   augment?: AugmentOptions;
 }
@@ -369,6 +376,8 @@ export declare class Tuner {
   memory(): Promise<number>;
   /** Test hook: the next WebGPU backbone call fails as a lost device would (work moves to the CPU). */
   simulateBackendFailure(): Promise<void>;
+  /** Test hook: the engine panics as a bug would; rejects with code `'EngineCrashed'` and calls `onCrash`. */
+  simulatePanic(): Promise<void>;
   dispose(): void;
 }
 

@@ -86,8 +86,11 @@ class Channel {
   #pending = new Map();
   #next = 1;
   #dead = null;
+  #onCrash;
 
-  constructor() {
+  /** `onCrash(error)` is called once if the engine crashes (see `#receive`). */
+  constructor(onCrash) {
+    this.#onCrash = onCrash;
     this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'headtune' });
     this.#worker.onmessage = (e) => this.#receive(e.data);
     this.#worker.onerror = (e) => this.#die(new Error(`headtune worker failed: ${e.message || 'could not load worker.js'}`));
@@ -95,6 +98,22 @@ class Channel {
   }
 
   #receive(msg) {
+    // A crashed engine (a Rust panic traps the wasm instance) cannot be used again: every pending
+    // call rejects with the `EngineCrashed` error, the worker and its memory are freed, and the
+    // owner is told so it can open its data again in a fresh instance.
+    if (msg.type === 'error' && msg.error?.code === 'EngineCrashed') {
+      if (msg.state) this.state = msg.state;
+      const err = rebuild(msg.error);
+      this.#worker.terminate();
+      this.#die(err);
+      try {
+        this.#onCrash?.(err);
+      } catch (e) {
+        // The owner's handler failing must not hide the crash from pending callers.
+        console.error('headtune: onCrash handler failed', e);
+      }
+      return;
+    }
     const call = this.#pending.get(msg.id);
     if (!call) return;
     if (msg.type === 'progress') {
@@ -113,7 +132,8 @@ class Channel {
   }
 
   #die(err) {
-    this.#dead = err;
+    // The first cause stays: calls after a crash keep saying it was a crash, not "disposed".
+    this.#dead ??= err;
     for (const call of this.#pending.values()) {
       call.cleanup();
       call.reject(err);
@@ -170,6 +190,7 @@ async function start(where, opts, allowed, what) {
   opts = checkOptions(where, opts, allowed);
   const backend = checkBackend(where, opts.backend);
   checkFunction(where, 'onProgress', opts.onProgress);
+  checkFunction(where, 'onCrash', opts.onCrash);
   if (opts.modelUrl !== undefined && typeof opts.modelUrl !== 'string' && !(opts.modelUrl instanceof URL)) {
     fail(`${where}: modelUrl must be a string or URL`);
   }
@@ -177,7 +198,7 @@ async function start(where, opts, allowed, what) {
   // The worker picks the backbone's default URL once it knows the backbone (for a project or
   // model: from the file).
   const modelUrl = opts.modelUrl === undefined ? undefined : new URL(opts.modelUrl, globalThis.location?.href).href;
-  const channel = new Channel();
+  const channel = new Channel(opts.onCrash);
   try {
     const transfer = what.bytes ? [what.bytes.buffer] : [];
     const args = { backend, modelUrl, defaultModelUrls: DEFAULT_MODEL_URLS, features, augment: opts.augment, ...what };
@@ -219,7 +240,7 @@ function predictions(out) {
   return list;
 }
 
-const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'augment'];
+const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'onCrash', 'augment'];
 /** A new tuner also chooses how embeddings are made; a project or model brings its own. */
 const CREATE_OPTIONS = [...TUNER_OPTIONS, 'backbone', 'crop', 'pooling', 'inputSize'];
 
@@ -458,6 +479,14 @@ export class Tuner {
     return this.#channel.call('simulateBackendFailure');
   }
 
+  /**
+   * Test hook: make the engine panic as a bug would. The call rejects with code
+   * `EngineCrashed`, the instance is closed, and `onCrash` is called.
+   */
+  async simulatePanic() {
+    return this.#channel.call('simulatePanic');
+  }
+
   /** Stop the worker and free its memory. The tuner cannot be used afterwards. */
   dispose() {
     this.#channel.terminate();
@@ -477,7 +506,7 @@ export class Classifier {
   /** Load a model file (from `tuner.exportModel()` or `headtune train`). */
   static async load(bytes, options) {
     const copy = toBytes('Classifier.load', bytes).slice();
-    return new Classifier(await start('Classifier.load', options, ['backend', 'modelUrl', 'onProgress'], { kind: 'model', bytes: copy }));
+    return new Classifier(await start('Classifier.load', options, ['backend', 'modelUrl', 'onProgress', 'onCrash'], { kind: 'model', bytes: copy }));
   }
 
   /** `'webgpu'` or `'cpu'`. */

@@ -27,16 +27,23 @@ self.onmessage = (e) => {
   queue = queue.then(() => handle(msg));
 };
 
+/**
+ * Set once the wasm instance has trapped (a Rust panic aborts): its memory may hold half-done
+ * work and held borrows, so nothing touches it again. Every later call gets the same error.
+ */
+let crashed = null;
+
 async function handle({ id, op, args }) {
   try {
+    if (crashed) throw crashed;
     const value = await OPS[op](args, id);
     self.postMessage({ id, type: 'result', value, state: state() }, transferables(value));
   } catch (err) {
-    const error = { message: String(err?.message ?? err), code: err?.code, detail: err?.detail };
-    if (!error.code && err instanceof WebAssembly.RuntimeError) {
-      error.message = `headtune engine crashed (${error.message}); please report this. Dispose this instance and create a new one.`;
+    if (err instanceof WebAssembly.RuntimeError && !crashed) {
+      crashed = { message: `The headtune engine crashed (${err.message}) and was stopped; please report this. Open the project again (e.g. from its last save) to go on.`, code: 'EngineCrashed' };
     }
-    self.postMessage({ id, type: 'error', error, state: state() });
+    const error = crashed ?? { message: String(err?.message ?? err), code: err?.code, detail: err?.detail };
+    self.postMessage({ id, type: 'error', error, state: crashed ? lastState : state() });
   } finally {
     aborted.delete(id);
   }
@@ -46,7 +53,15 @@ function transferables(value) {
   return value instanceof Uint8Array || value instanceof Float32Array ? [value.buffer] : [];
 }
 
+/** The last state sent: what a crashed engine's replies carry (the instance is not asked again). */
+let lastState = { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
+
 function state() {
+  lastState = currentState();
+  return lastState;
+}
+
+function currentState() {
   if (!engine) return { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
   return {
     backend: engine.backend,
@@ -244,4 +259,5 @@ const OPS = {
 
   memory: () => wasm.memory.buffer.byteLength,
   simulateBackendFailure: () => engine.simulateBackendFailure(),
+  simulatePanic: () => engine.simulatePanic(),
 };
