@@ -44,7 +44,8 @@ function rebuild(report) {
 function spawn(url) {
   const options = { type: 'module', name: 'headtune' };
   try {
-    if (url === undefined) return { worker: new Worker(new URL('./worker.js', import.meta.url), options), url: packageWorkerUrl() };
+    // The options stay a literal here: Vite refuses to bundle a worker whose options it cannot read.
+    if (url === undefined) return { worker: new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'headtune' }), url: packageWorkerUrl() };
     return { worker: new Worker(url, options), url };
   } catch (e) {
     if (e?.name !== 'SecurityError') throw e;

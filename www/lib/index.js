@@ -18,10 +18,12 @@ export const POOLINGS = Object.freeze(['avg', 'avgmax', 'multi']);
 
 /**
  * Where each backbone's weights are by default: next to the package's wasm. The npm package
- * ships only Lite0's; host the others and pass `modelUrl` (see README).
+ * ships only Lite0's; host the others and pass `modelUrl` (see README). Lite0's URL is a plain
+ * literal so that bundlers emit the file and rewrite the URL; the others are looked for beside it.
  */
+const LITE0_URL = new URL('../pkg/efficientnet_lite0.safetensors', import.meta.url).href;
 const DEFAULT_MODEL_URLS = Object.freeze(
-  Object.fromEntries(BACKBONES.map((b) => [b, new URL(`../pkg/efficientnet_${b}.safetensors`, import.meta.url).href])),
+  Object.fromEntries(BACKBONES.map((b) => [b, b === 'lite0' ? LITE0_URL : new URL(`efficientnet_${b}.safetensors`, LITE0_URL).href])),
 );
 /** Images converted and sent to the worker per round trip (bounds main-thread memory). */
 const CHUNK = 8;
