@@ -100,8 +100,11 @@ let tarball;
 let browser;
 const results = [];
 
-/** Open `url` in a fresh context, run the app, and check every request stayed on `origins`. */
-async function runApp(name, url, origins) {
+/**
+ * Open `url` in a fresh context, run the app, and check every request stayed on `origins`.
+ * With `expectError`, the app must fail with an error matching it instead.
+ */
+async function runApp(name, url, origins, { expectError } = {}) {
   const context = await browser.newContext();
   const requests = [];
   context.on('request', (r) => requests.push(r.url()));
@@ -110,9 +113,14 @@ async function runApp(name, url, origins) {
   page.on('console', (m) => m.type() === 'error' && console.error(`[${name} console] ${m.text()}`));
   try {
     const failed = new Promise((_, reject) => page.on('pageerror', (e) => reject(new Error(`${name}: ${e.message}`))));
+    failed.catch(() => {}); // a page error after the race is not this call's to report
     await page.goto(url);
     await Promise.race([page.waitForFunction(() => window.appResult !== undefined, null, { timeout: 30_000 }), failed]);
     const out = await page.evaluate(() => window.appResult);
+    if (expectError) {
+      assert.match(out.error ?? 'no error', expectError, name);
+      return requests;
+    }
     results.push({ name, ...out });
     assert.equal(out.error, undefined, `${name}: ${out.error}`);
     assert.deepEqual([out.cat, out.cup], ['cat', 'coffee'], name);
@@ -173,6 +181,21 @@ describe('the packed package in consumer apps', () => {
     }
   });
 
+  /** A Vite dev server over the app; resolves to { url, close }. */
+  async function viteDev(module, config) {
+    const vite = await import(module);
+    const server = await vite.createServer({
+      root: app,
+      configFile: false,
+      logLevel: 'error',
+      cacheDir: path.join(tmp, `${module}-cache-${Object.keys(config).length}`),
+      server: { host: '127.0.0.1', port: 0 },
+      ...config,
+    });
+    await server.listen();
+    return { url: server.resolvedUrls.local[0].replace(/\/$/, ''), close: () => server.close() };
+  }
+
   for (const [name, module, config] of [
     ['Vite 8 dev, zero config', 'vite', {}],
     // Vite 7's dependency optimizer copies the package into node_modules/.vite/deps, away from
@@ -180,20 +203,19 @@ describe('the packed package in consumer apps', () => {
     ['Vite 7 dev, optimizeDeps.exclude', 'vite7', { optimizeDeps: { exclude: ['headtune'] } }],
   ]) {
     it(name, { timeout: 120_000 }, async () => {
-      const vite = await import(module);
       fs.writeFileSync(path.join(app, 'index.html'), html({ script: '/src/main.js' }));
-      const server = await vite.createServer({
-        root: app,
-        configFile: false,
-        logLevel: 'error',
-        cacheDir: path.join(tmp, `${module}-cache`),
-        server: { host: '127.0.0.1', port: 0 },
-        ...config,
-      });
-      await server.listen();
-      const url = server.resolvedUrls.local[0].replace(/\/$/, '');
+      if (module === 'vite7') {
+        // Without the line, the error names the missing worker and what to do.
+        const bare = await viteDev(module, {});
+        try {
+          await runApp('Vite 7 dev without the line', `${bare.url}/`, [bare.url], { expectError: /^WorkerLoad: .*could not load the worker script .*\/deps\/worker\.js: HTTP 404\. Pass workerUrl or baseUrl/ });
+        } finally {
+          await bare.close();
+        }
+      }
+      const server = await viteDev(module, config);
       try {
-        await runApp(name.split(',')[0], `${url}/`, [url]);
+        await runApp(name.split(',')[0], `${server.url}/`, [server.url]);
       } finally {
         await server.close();
       }
