@@ -94,6 +94,16 @@ function serve(root, { cors = false } = {}) {
   });
 }
 
+/** Serve `dir` (a build's output) and run the app at `page` there. */
+async function runServed(name, dir, page = '') {
+  const site = await serve(dir);
+  try {
+    return await runApp(name, `${site.url}/${page}`, [site.url]);
+  } finally {
+    site.close();
+  }
+}
+
 let tmp;
 let app;
 let tarball;
@@ -173,12 +183,7 @@ describe('the packed package in consumer apps', () => {
     const outDir = path.join(tmp, 'vite-build');
     fs.writeFileSync(path.join(app, 'index.html'), html({ script: '/src/main.js' }));
     await vite.build({ root: app, configFile: false, logLevel: 'error', build: { outDir, emptyOutDir: true } });
-    const site = await serve(outDir);
-    try {
-      await runApp('Vite 8 build', `${site.url}/`, [site.url]);
-    } finally {
-      site.close();
-    }
+    await runServed('Vite 8 build', outDir);
   });
 
   /** A Vite dev server over the app; resolves to { url, close }. */
@@ -234,12 +239,7 @@ describe('the packed package in consumer apps', () => {
     assert.ok(!stats.hasErrors(), stats.toString('errors-only'));
     fs.writeFileSync(path.join(outDir, 'index.html'), html({ script: './main.js', classic: true }));
     fs.cpSync(path.join(app, 'fixtures'), path.join(outDir, 'fixtures'), { recursive: true });
-    const site = await serve(outDir);
-    try {
-      await runApp('webpack 5', `${site.url}/`, [site.url]);
-    } finally {
-      site.close();
-    }
+    await runServed('webpack 5', outDir);
   });
 
   it('esbuild, with the package copied next to the bundle and baseUrl', { timeout: 120_000 }, async () => {
@@ -251,23 +251,13 @@ describe('the packed package in consumer apps', () => {
     for (const dir of ['lib', 'pkg']) fs.cpSync(path.join(app, 'node_modules/headtune', dir), path.join(outDir, 'headtune', dir), { recursive: true });
     fs.writeFileSync(path.join(outDir, 'index.html'), html({ script: './main.js', options: { baseUrl: 'headtune/' } }));
     fs.cpSync(path.join(app, 'fixtures'), path.join(outDir, 'fixtures'), { recursive: true });
-    const site = await serve(outDir);
-    try {
-      await runApp('esbuild + baseUrl', `${site.url}/`, [site.url]);
-    } finally {
-      site.close();
-    }
+    await runServed('esbuild + baseUrl', outDir);
   });
 
   it('a plain import map, no build step', { timeout: 120_000 }, async () => {
     const map = '<script type="importmap">{ "imports": { "headtune": "./node_modules/headtune/lib/index.js" } }</script>\n';
     fs.writeFileSync(path.join(app, 'importmap.html'), html({ script: './src/main.js', head: map }));
-    const site = await serve(app);
-    try {
-      await runApp('import map', `${site.url}/importmap.html`, [site.url]);
-    } finally {
-      site.close();
-    }
+    await runServed('import map', app, 'importmap.html');
   });
 
   it('from another origin (CDN-style, CORS): worker, wasm and weights come from there', { timeout: 120_000 }, async () => {
