@@ -105,7 +105,9 @@ describe('locating the package files', () => {
       const model = await tuner.exportModel();
       // The model behind a URL (a blob: one: fetched like any other).
       const url = URL.createObjectURL(new Blob([model]));
+      const t0 = performance.now();
       const clf = await Classifier.load(url, { backend: 'cpu' });
+      const loadMs = performance.now() - t0;
       const label = (await clf.predict(await fx.fixture('coffee.png')))[0].label;
       const missing = await outcome(Classifier.load('/nowhere/model.htm'));
 
@@ -121,12 +123,13 @@ describe('locating the package files', () => {
       const after = (await clf.predict(await fx.fixture('chelsea.png')))[0].label;
       tuner.dispose();
       clf.dispose();
-      return { preloadEvents, createEvents, label, missing, aborted, before, during: duringOut, after };
+      return { preloadEvents, createEvents, loadMs, label, missing, aborted, before, during: duringOut, after };
     });
     assert.deepEqual([...new Set(out.preloadEvents)], ['initiate', 'progress_total', 'progress', 'done', 'compile', 'compiled']);
     assert.ok(!out.createEvents.includes('headtune_bg.wasm'), 'create after preload does not fetch the wasm');
     assert.equal(page.requests.filter((r) => r.endsWith('/www/pkg/headtune_bg.wasm')).length, 1, 'the wasm is downloaded once');
     assert.equal(out.label, 'coffee');
+    console.log(`  Classifier.load(url) with the shared module: ${out.loadMs.toFixed(0)} ms`);
     assert.equal(out.missing.code, 'Network');
     assert.match(out.missing.message, /nowhere\/model\.htm: HTTP 404/);
     assert.equal(out.aborted.name, 'AbortError');

@@ -260,7 +260,7 @@ describe('the packed package in consumer apps', () => {
     await runServed('import map', app, 'importmap.html');
   });
 
-  it('from another origin (CDN-style, CORS): worker, wasm and weights come from there', { timeout: 120_000 }, async () => {
+  it('from another origin (CDN-style, CORS): worker, wasm and weights come from there; without CORS the error says so', { timeout: 120_000 }, async () => {
     const cdn = await serve(app, { cors: true });
     const pageDir = path.join(tmp, 'cross-origin');
     fs.mkdirSync(pageDir, { recursive: true });
@@ -268,15 +268,24 @@ describe('the packed package in consumer apps', () => {
     fs.copyFileSync(path.join(app, 'src/main.js'), path.join(pageDir, 'main.js'));
     const map = `<script type="importmap">{ "imports": { "headtune": "${cdn.url}/node_modules/headtune/lib/index.js" } }</script>\n`;
     fs.writeFileSync(path.join(pageDir, 'index.html'), html({ script: './main.js', head: map }));
+    // The same page with its worker on a third origin that does not allow CORS.
+    const closed = await serve(app);
+    const workerUrl = `${closed.url}/node_modules/headtune/lib/worker.js`;
+    fs.writeFileSync(path.join(pageDir, 'nocors.html'), html({ script: './main.js', head: map, options: { workerUrl } }));
     const site = await serve(pageDir);
     try {
       const requests = await runApp('cross-origin (CDN)', `${site.url}/`, [site.url, cdn.url]);
       for (const file of ['lib/worker.js', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors']) {
         assert.ok(requests.includes(`${cdn.url}/node_modules/headtune/${file}`), `${file} from the other origin`);
       }
+      const escaped = workerUrl.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      await runApp('cross-origin without CORS', `${site.url}/nocors.html`, [site.url, cdn.url, closed.url], {
+        expectError: new RegExp(`^WorkerLoad: headtune worker failed: could not load the worker script ${escaped}: .*another origin without CORS`),
+      });
     } finally {
       site.close();
       cdn.close();
+      closed.close();
     }
   });
 });
