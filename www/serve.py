@@ -35,6 +35,15 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 f.write(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")
 
 
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A browser that stops a download (an aborted load, a closed tab) resets the
+        # connection: not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,7 +53,7 @@ def main():
     a = p.parse_args()
     Handler.log_file = a.log
     handler = functools.partial(Handler, directory=os.path.abspath(a.root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), handler)
+    server = Server(("127.0.0.1", a.port), handler)
     print(f"serving {os.path.abspath(a.root)} on http://127.0.0.1:{server.server_address[1]}/", flush=True)
     try:
         server.serve_forever()

@@ -3,7 +3,7 @@
 // Network first (so a rebuilt page is picked up at once), falling back to the cached copy when
 // the network is gone. Only same-origin GETs are handled — the page makes no other requests.
 
-const CACHE = 'headtune-v2';
+const CACHE = 'headtune-v3';
 const FILES = [
   './',
   'index.html',
@@ -11,6 +11,7 @@ const FILES = [
   'app/state.js',
   'app/dom.js',
   'app/engine.js',
+  'app/framing.js',
   'app/store.js',
   'app/thumbs.js',
   'app/files.js',
@@ -26,6 +27,7 @@ const FILES = [
   'app/icon.svg',
   'app/lock.svg',
   'lib/index.js',
+  'lib/channel.js',
   'lib/images.js',
   'lib/worker.js',
   'pkg/headtune.js',

@@ -66,27 +66,55 @@ describe('headtune in the browser', () => {
       return {
         backend: await msg(() => Tuner.create({ backend: 'gpu' })),
         option: await msg(() => Tuner.create({ bakend: 'cpu' })),
-        model: await msg(() => Classifier.load('not bytes')),
+        model: await msg(() => Classifier.load(42)),
       };
     });
     assert.match(out.backend, /TypeError: .*backend is "gpu"; use 'auto', 'webgpu', 'cpu'/);
     assert.match(out.option, /unknown option "bakend"; valid options are backend, modelUrl, onProgress/);
-    assert.match(out.model, /Uint8Array or ArrayBuffer/);
+    assert.match(out.model, /TypeError: .*the model file's URL, or its bytes as a Uint8Array or ArrayBuffer/);
   });
 
   it('CPU backend: chelsea.png embedding within 1e-3 of the native CLI', { timeout: 120_000 }, async (t) => {
     const out = await run(async () => {
       const events = [];
       const t0 = performance.now();
-      const tuner = await window.headtune.Tuner.create({ backend: 'cpu', onProgress: (e) => events.push(e.status) });
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu', onProgress: (e) => events.push(e) });
       const ready = performance.now() - t0;
       window.keep.cpu = tuner;
       const emb = await tuner.embed(await window.fx.fixture('chelsea.png'));
-      return { backend: tuner.backend, reason: tuner.backendReason, events, ready, emb: Array.from(emb) };
+      // A second instance gets the compiled module: no wasm download or compile.
+      const again = [];
+      const t1 = performance.now();
+      const second = await window.headtune.Tuner.create({ backend: 'cpu', onProgress: (e) => again.push(e) });
+      const secondReady = performance.now() - t1;
+      second.dispose();
+      return { backend: tuner.backend, reason: tuner.backendReason, events, again, ready, secondReady, emb: Array.from(emb) };
     });
     assert.equal(out.backend, 'cpu');
     assert.ok(out.reason.length > 0);
-    assert.deepEqual([...new Set(out.events)], ['initiate', 'progress', 'done', 'ready']);
+    // Every download reports initiate, progress…, done (loaded = total = its size), the wasm
+    // its compile, the whole its overall progress; `ready` comes last.
+    const sizes = {
+      'headtune_bg.wasm': fs.statSync(path.join(ROOT, 'www/pkg/headtune_bg.wasm')).size,
+      'efficientnet_lite0.safetensors': fs.statSync(path.join(ROOT, 'www/pkg/efficientnet_lite0.safetensors')).size,
+    };
+    for (const [file, size] of Object.entries(sizes)) {
+      const mine = out.events.filter((e) => e.file === file).map((e) => e.status);
+      assert.equal(mine[0], 'initiate', file);
+      assert.ok(mine.includes('progress'), file);
+      const done = out.events.find((e) => e.file === file && e.status === 'done');
+      assert.deepEqual([done.loaded, done.total], [size, size], file);
+    }
+    const wasmSteps = out.events.filter((e) => e.file === 'headtune_bg.wasm').map((e) => e.status);
+    assert.deepEqual([...new Set(wasmSteps)], ['initiate', 'progress', 'done', 'compile', 'compiled']);
+    const totals = out.events.filter((e) => e.status === 'progress_total');
+    const last = totals.at(-1);
+    assert.deepEqual([last.loaded, last.total], [sizes['headtune_bg.wasm'] + sizes['efficientnet_lite0.safetensors'], sizes['headtune_bg.wasm'] + sizes['efficientnet_lite0.safetensors']]);
+    assert.ok(totals.every((e, i) => i === 0 || e.loaded >= totals[i - 1].loaded), 'overall progress never goes back');
+    assert.equal(out.events.at(-1).status, 'ready');
+    assert.ok(!out.again.some((e) => e.file === 'headtune_bg.wasm'), 'the second instance reuses the compiled wasm');
+    assert.equal(page.requests.filter((r) => r.endsWith('/www/pkg/headtune_bg.wasm')).length, 1, 'the wasm is downloaded once');
+    console.log(`  first Tuner ready in ${out.ready.toFixed(0)} ms, second (shared module) in ${out.secondReady.toFixed(0)} ms`);
     keepCpuEmbedding = out.emb;
     if (!needCli(t)) return;
     const d = maxAbsDiff(out.emb, cliEmbedding);
@@ -208,7 +236,7 @@ describe('headtune in the browser', () => {
       // chelsea.png was embedded on this backend already (previous test): 3 more backbone runs.
       const p1 = await tuner.predict(await fx.fixture('chelsea.png'));
       const before = tuner.backend;
-      await tuner.simulateBackendFailure();
+      await window.testing.simulateBackendFailure(tuner);
       const p2 = await tuner.predict(await fx.fixture('coffee.png'));
       return { added: added.map((a) => a.added), p1, p2, before, after: tuner.backend, reason: tuner.backendReason, classes: tuner.classes };
     });
@@ -264,7 +292,7 @@ describe('headtune in the browser', () => {
       await tuner.addImages('coffee', await fx.crops('coffee.png', 3));
       const saved = await tuner.saveProject();
       const outcome = async (p) => p.then(() => ({ ok: true }), (e) => ({ name: e.name, message: e.message, code: e.code }));
-      const panic = await outcome(tuner.simulatePanic());
+      const panic = await outcome(window.testing.simulatePanic(tuner));
       const later = await outcome(tuner.predict(await fx.fixture('chelsea.png')));
       const listing = await outcome(tuner.examples());
       tuner.dispose();
@@ -495,7 +523,7 @@ describe('headtune in the browser', () => {
       const mem = [];
       for (let i = 0; i < 200; i++) {
         await tuner.predict(image, { heatmap: i % 2 === 0 });
-        if (i === 9 || i === 199) mem.push(await tuner.memory());
+        if (i === 9 || i === 199) mem.push(await window.testing.memory(tuner));
       }
       return mem;
     });

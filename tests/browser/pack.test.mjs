@@ -16,7 +16,7 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
     const [info] = JSON.parse(out);
     const files = info.files.map((f) => f.path).sort();
-    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/worker.js', 'lib/images.js', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json']) {
+    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     assert.ok(!files.some((f) => f.endsWith('.sh') || f.endsWith('.py')), 'no build scripts in the tarball');
@@ -25,12 +25,20 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(tmp, info.filename)], { cwd: app, stdio: 'pipe' });
     const mod = execFileSync('node', ['--input-type=module', '-e', "const m = await import('headtune'); console.log(JSON.stringify(Object.keys(m).sort()))"], { cwd: app, encoding: 'utf8' });
-    assert.deepEqual(JSON.parse(mod), ['BACKBONES', 'BACKENDS', 'CROPS', 'Classifier', 'POOLINGS', 'Tuner']);
+    assert.deepEqual(JSON.parse(mod), ['BACKBONES', 'BACKENDS', 'CROPS', 'Classifier', 'POOLINGS', 'Tuner', 'preload']);
+    // The test hooks are a separate entry point, not part of the app API.
+    const hooks = execFileSync('node', ['--input-type=module', '-e', "const m = await import('headtune/testing'); console.log(JSON.stringify(Object.keys(m).sort()))"], { cwd: app, encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(hooks), ['benchmark', 'memory', 'simulateBackendFailure', 'simulatePanic']);
+    assert.match(fs.readFileSync(path.join(app, 'node_modules/headtune/LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
     // Only Lite0's weights ship (Lite1/Lite2 are hosted by whoever wants them: README).
     assert.ok(!files.some((f) => /lite[12]\.safetensors$/.test(f)), 'no Lite1/Lite2 weights in the tarball');
     const pkg = JSON.parse(fs.readFileSync(path.join(app, 'node_modules/headtune/package.json'), 'utf8'));
     assert.equal(pkg.exports['.'].types, './lib/index.d.ts');
     assert.equal(pkg.sideEffects, false);
+    // `exports` is the one entry map (no `main`/`browser` duplicating it).
+    assert.equal(pkg.main, undefined);
+    assert.equal(pkg.browser, undefined);
+    assert.equal(pkg.exports['./weights'].types, './lib/weights.d.ts');
     console.log(`  ${info.filename}: ${info.files.length} files, ${(info.size / 1e6).toFixed(2)} MB packed, ${(info.unpackedSize / 1e6).toFixed(2)} MB unpacked`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

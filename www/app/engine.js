@@ -50,7 +50,7 @@ function options(state, extra = {}) {
       if (crashHandler) crashHandler(e);
     },
     onProgress: (e) => {
-      if (e.status === 'progress') setText(state, `Loading the image model… ${Math.round(e.progress)} %`);
+      if (e.status === 'progress_total') setText(state, `Loading the image model… ${Math.round(e.progress)} %`);
       if (e.status === 'ready') setText(state, 'Ready');
     },
     ...extra,

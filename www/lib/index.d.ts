@@ -46,12 +46,83 @@ export type ImageInput =
   | OffscreenCanvas
   | VideoFrame;
 
-/** Progress of `Tuner.create` / `Classifier.load` (weights download, then ready). */
+/**
+ * Progress of `Tuner.create` / `Tuner.loadProject` / `Classifier.load` / `preload`: for each
+ * download (the wasm engine `headtune_bg.wasm`, the weights `efficientnet_lite0.safetensors`)
+ * `initiate`, `progress`… and `done`, each followed by `progress_total` over every file so
+ * far; `compile` once the wasm is downloaded and still compiling, `compiled`; then `ready`.
+ * `total` is 0 while unknown (no Content-Length). A wasm module compiled earlier (`preload`,
+ * or an earlier instance) is reused: no wasm events then.
+ */
 export type LoadProgress =
   | { status: 'initiate'; file: string }
   | { status: 'progress'; file: string; loaded: number; total: number; progress: number }
   | { status: 'done'; file: string; loaded: number; total: number }
+  | { status: 'progress_total'; loaded: number; total: number; progress: number }
+  | { status: 'compile'; file: string }
+  | { status: 'compiled'; file: string }
   | { status: 'ready'; backend: 'webgpu' | 'cpu'; backendReason: string };
+
+/**
+ * The `code` of an Error from the engine (its Rust variant name) or from the package itself.
+ * Engine: `EmptyFile`, `UnsupportedFormat`, `TooLarge`, `NoPixels`, `Corrupt`, `MemoryLimit`
+ * (an image or file the engine cannot use), `Io`, `Write`, `Weights` (the weights file is
+ * not EfficientNet-Lite weights), `Tensor`, `InvalidArgument` (also every TypeError the package
+ * throws for a bad argument), `Data` (e.g. training without two classes), `ModelFile` (a model
+ * or project file is corrupt or foreign), `Backend` (the compute backend failed, WebGPU
+ * requested but unavailable). Package: `Network` (a download failed: the URL and the HTTP
+ * status are in the message), `WorkerLoad` (the worker script or its `../pkg` import could not
+ * be loaded: the message names the URL), `WasmCompile` (the wasm URL is not the engine),
+ * `EngineCrashed` (a bug stopped the engine: see `onCrash`), `Disposed` (the instance was
+ * disposed). Cancelled work rejects with a `DOMException` named `AbortError` instead.
+ */
+export type ErrorCode =
+  | 'EmptyFile'
+  | 'UnsupportedFormat'
+  | 'TooLarge'
+  | 'NoPixels'
+  | 'Corrupt'
+  | 'MemoryLimit'
+  | 'Io'
+  | 'Write'
+  | 'Weights'
+  | 'Tensor'
+  | 'InvalidArgument'
+  | 'Data'
+  | 'ModelFile'
+  | 'Backend'
+  | 'Network'
+  | 'WorkerLoad'
+  | 'WasmCompile'
+  | 'EngineCrashed'
+  | 'Disposed';
+
+/**
+ * What every headtune call rejects with (besides `AbortError`s): an `Error` (a `TypeError` for
+ * bad arguments) with a `code`, and for damaged images the decoder's own words in `detail`.
+ * Narrow on `code`, e.g. `if ((e as HeadtuneError).code === 'ModelFile') …`.
+ */
+export type HeadtuneError<C extends ErrorCode = ErrorCode> = Error & { code: C; detail?: string };
+
+/** The `code` of a training warning. */
+export type WarningCode = 'too_few_images' | 'imbalance' | 'no_transfer' | 'no_validation';
+
+/**
+ * Where the package's files are served, when not where the bundler or the import put them
+ * (README: "Using with bundlers"). Each URL may be relative to the page.
+ */
+export interface AssetOptions {
+  /**
+   * A folder holding the package's `lib/` and `pkg/` folders as published (e.g. a copy in
+   * your `public/headtune/`, or a CDN's `https://cdn.example/headtune@0.1.0/`): the worker is
+   * `lib/worker.js`, the wasm `pkg/headtune_bg.wasm`, the weights `pkg/efficientnet_*.safetensors`.
+   */
+  baseUrl?: string | URL;
+  /** The worker script (`lib/worker.js`; it imports `../pkg/headtune.js` next to itself). */
+  workerUrl?: string | URL;
+  /** The engine's wasm (`pkg/headtune_bg.wasm`). */
+  wasmUrl?: string | URL;
+}
 
 /** Progress of `addImages`. */
 export type AddProgress =
@@ -75,7 +146,7 @@ export interface AugmentOptions {
   seed?: number;
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends AssetOptions {
   /** Default `'auto'`. */
   backend?: Backend;
   /**
@@ -91,9 +162,11 @@ export interface LoadOptions {
    * `'EngineCrashed'`. Open the data again in a new instance (e.g. `Tuner.loadProject` with the
    * last `saveProject()` bytes), as the demo page does.
    */
-  onCrash?: (error: Error & { code: 'EngineCrashed' }) => void;
+  onCrash?: (error: HeadtuneError<'EngineCrashed'>) => void;
   /** Augmentation of images added from now on. */
   augment?: AugmentOptions;
+  /** Aborting stops the downloads and the worker; the call rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 /** `Tuner.create` also chooses how embeddings are made (a project or model file brings its own). */
@@ -126,7 +199,7 @@ export interface AddImagesResult {
    * …"), the engine's error `code` (`Corrupt`, `UnsupportedFormat`, `TooLarge`, `MemoryLimit`, …),
    * for damaged files the decoder's own `detail`, and their position in the input list.
    */
-  rejected: { name: string; reason: string; index: number; code?: string; detail?: string }[];
+  rejected: { name: string; reason: string; index: number; code?: ErrorCode; detail?: string }[];
 }
 
 export interface ClassInfo {
@@ -164,6 +237,8 @@ export interface TrainOptions {
   /** Fraction of each class held out (0 = none); small classes switch to k-fold. */
   validationSplit?: number;
   folds?: number;
+  /** Always use k-fold cross-validation (slower, less noisy metrics); default: only when a class has fewer than 10 images. */
+  crossValidate?: boolean;
   /** `null`/absent = automatic (when classes are imbalanced). */
   classBalanced?: boolean | null;
   /** Early-stopping patience in epochs (0 = off). */
@@ -183,8 +258,6 @@ export interface TrainOptions {
   /** Aborting stops training between batches and rejects with an AbortError. */
   signal?: AbortSignal;
   onEpoch?: (stats: EpochStats) => void;
-  /** Further settings of the engine's TrainConfig; unknown names are refused with the valid list. */
-  [setting: string]: unknown;
 }
 
 export interface ClassMetrics {
@@ -245,7 +318,7 @@ export interface TrainReport {
   history: EpochStats[];
   /** Held-out metrics (null when nothing could be held out). */
   metrics: Metrics | null;
-  warnings: { code: string; message: string }[];
+  warnings: { code: WarningCode; message: string }[];
   validation: 'split' | 'kfold' | 'none';
   bestEpoch: number;
   stoppedEarly: boolean;
@@ -311,28 +384,34 @@ export interface Decision {
   n: number;
 }
 
-/** Sorted by probability, most probable first; `heatmap` when asked for; `decision` for two-class models. */
+/**
+ * Sorted by probability, most probable first; `heatmap` when asked for; `decision` for
+ * two-class models. An Array with two extra properties: `.map`, `.filter`, spread,
+ * `structuredClone`, `postMessage` and JSON keep only the predictions, so read `heatmap` and
+ * `decision` from the result itself (`const { heatmap, decision } = preds`) before copying it.
+ */
 export type Predictions = Prediction[] & { heatmap?: Heatmap; decision?: DecisionOutput };
 
 export interface PredictOptions {
+  /** Aborting rejects at once with an AbortError (the engine finishes the image and drops it). */
+  signal?: AbortSignal;
   /** How many classes to return (default 3). */
   topK?: number;
   /** Also compute the class-activation map of the top class (default false). */
   heatmap?: boolean;
 }
 
-export interface BenchmarkResult {
-  backend: 'webgpu' | 'cpu';
-  batch: number;
-  rounds: number;
-  seconds: number;
-  imagesPerSecond: number;
-}
-
 export declare const BACKENDS: readonly Backend[];
 export declare const BACKBONES: readonly BackboneName[];
 export declare const CROPS: readonly Crop[];
 export declare const POOLINGS: readonly Pooling[];
+
+/**
+ * Download and compile the engine's wasm once, for every Tuner and Classifier started later
+ * (the first instance shares its compiled module too; this starts the work earlier, e.g. while
+ * the user picks images). Reports the download and the compile through `onProgress`.
+ */
+export declare function preload(options?: AssetOptions & { onProgress?: (event: LoadProgress) => void; signal?: AbortSignal }): Promise<void>;
 
 export declare class Tuner {
   private constructor();
@@ -363,7 +442,7 @@ export declare class Tuner {
   train(options?: TrainOptions): Promise<TrainReport>;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
   /** The embedding of the image's evaluation view (`features.dim` values). */
-  embed(image: ImageInput): Promise<Float32Array>;
+  embed(image: ImageInput, options?: { signal?: AbortSignal }): Promise<Float32Array>;
   /** Decide at this threshold from now on (two-class models); resolves to the new decision. */
   setThreshold(threshold: number): Promise<Decision>;
   /** The trained model's decision (two classes), or null. */
@@ -371,19 +450,13 @@ export declare class Tuner {
   /** The model file: the same format `headtune train/eval/predict` use. */
   exportModel(): Promise<Uint8Array>;
   saveProject(options?: { extra?: unknown }): Promise<Uint8Array>;
-  benchmark(image: Blob | Uint8Array | ArrayBuffer, options?: { batch?: number; rounds?: number }): Promise<BenchmarkResult>;
-  /** Bytes of wasm memory in the worker. */
-  memory(): Promise<number>;
-  /** Test hook: the next WebGPU backbone call fails as a lost device would (work moves to the CPU). */
-  simulateBackendFailure(): Promise<void>;
-  /** Test hook: the engine panics as a bug would; rejects with code `'EngineCrashed'` and calls `onCrash`. */
-  simulatePanic(): Promise<void>;
   dispose(): void;
 }
 
 export declare class Classifier {
   private constructor();
-  static load(bytes: Uint8Array | ArrayBuffer, options?: Omit<LoadOptions, 'augment'>): Promise<Classifier>;
+  /** A model file: its URL (relative to the page), or its bytes. */
+  static load(model: string | URL | Uint8Array | ArrayBuffer, options?: Omit<LoadOptions, 'augment'>): Promise<Classifier>;
   readonly backend: 'webgpu' | 'cpu';
   /** How the model's embeddings are made (from the model file). */
   readonly features: Features;
@@ -393,6 +466,5 @@ export declare class Classifier {
   /** The model's decision threshold (two classes), or null. */
   readonly decision: Decision | null;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
-  memory(): Promise<number>;
   dispose(): void;
 }

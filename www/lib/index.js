@@ -5,6 +5,7 @@
 // each worker round trip in a Promise. See index.d.ts for the documented types.
 
 import { toMessage, nameOf, IMAGE_KINDS } from './images.js';
+import { Channel, channels, modules, codeError, abortError } from './channel.js';
 
 /** Backends accepted by `Tuner.create` and `Classifier.load`. */
 export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
@@ -17,16 +18,19 @@ export const POOLINGS = Object.freeze(['avg', 'avgmax', 'multi']);
 
 /**
  * Where each backbone's weights are by default: next to the package's wasm. The npm package
- * ships only Lite0's; host the others and pass `modelUrl` (see README).
+ * ships only Lite0's; host the others and pass `modelUrl` (see README). Lite0's URL is a plain
+ * literal so that bundlers emit the file and rewrite the URL; the others are looked for beside it.
  */
+const LITE0_URL = new URL('../pkg/efficientnet_lite0.safetensors', import.meta.url).href;
 const DEFAULT_MODEL_URLS = Object.freeze(
-  Object.fromEntries(BACKBONES.map((b) => [b, new URL(`../pkg/efficientnet_${b}.safetensors`, import.meta.url).href])),
+  Object.fromEntries(BACKBONES.map((b) => [b, b === 'lite0' ? LITE0_URL : new URL(`efficientnet_${b}.safetensors`, LITE0_URL).href])),
 );
 /** Images converted and sent to the worker per round trip (bounds main-thread memory). */
 const CHUNK = 8;
 
+/** Invalid arguments are TypeErrors, with code `InvalidArgument` like the engine's. */
 function fail(message) {
-  throw new TypeError(message);
+  throw codeError('InvalidArgument', message, TypeError);
 }
 
 function checkOptions(where, opts, allowed) {
@@ -58,113 +62,45 @@ function checkString(where, name, s) {
   if (typeof s !== 'string' || s.trim() === '') fail(`${where}: ${name} must be a non-empty string`);
 }
 
-function toBytes(where, bytes) {
+function toBytes(where, bytes, what = "the file's bytes as a Uint8Array or ArrayBuffer") {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  fail(`${where}: expected the file's bytes as a Uint8Array or ArrayBuffer`);
+  fail(`${where}: expected ${what}`);
 }
 
-function abortError(signal) {
-  return signal?.reason ?? new DOMException('The operation was aborted.', 'AbortError');
+/** A URL option (string or URL) resolved against the page, or undefined when absent. */
+function checkUrl(where, name, url) {
+  if (url === undefined) return undefined;
+  if (typeof url !== 'string' && !(url instanceof URL)) fail(`${where}: ${name} must be a string or URL`);
+  return new URL(url, globalThis.location?.href).href;
 }
 
-/** A JS Error rebuilt from the worker's report, keeping Rust's message and variant `code`. */
-function rebuild(report) {
-  // Cancellation looks like every other aborted web API: a DOMException named AbortError.
-  if (report.code === 'Cancelled') return new DOMException(report.message, 'AbortError');
-  const err = new Error(report.message);
-  if (report.code) err.code = report.code;
-  // The decoder's own words behind a plain message (damaged images), for developers.
-  if (report.detail) err.detail = report.detail;
-  return err;
+/**
+ * Where the worker script and the wasm are: `workerUrl` / `wasmUrl`, else under `baseUrl` (a
+ * folder holding the package's lib/ and pkg/), else the package's own (undefined).
+ */
+function assetUrls(where, opts) {
+  const base = checkUrl(where, 'baseUrl', opts.baseUrl);
+  const under = (path) => (base === undefined ? undefined : new URL(path, base.endsWith('/') ? base : `${base}/`).href);
+  return {
+    workerUrl: checkUrl(where, 'workerUrl', opts.workerUrl) ?? under('lib/worker.js'),
+    wasmUrl: checkUrl(where, 'wasmUrl', opts.wasmUrl) ?? under('pkg/headtune_bg.wasm'),
+    weightsBase: under('pkg/'),
+  };
 }
 
-/** One worker and its pending calls. */
-class Channel {
-  #worker;
-  #pending = new Map();
-  #next = 1;
-  #dead = null;
-  #onCrash;
-
-  /** `onCrash(error)` is called once if the engine crashes (see `#receive`). */
-  constructor(onCrash) {
-    this.#onCrash = onCrash;
-    this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'headtune' });
-    this.#worker.onmessage = (e) => this.#receive(e.data);
-    this.#worker.onerror = (e) => this.#die(new Error(`headtune worker failed: ${e.message || 'could not load worker.js'}`));
-    this.#worker.onmessageerror = () => this.#die(new Error('headtune worker sent an unreadable message'));
+/** Download a model or project file given by URL, with code `Network` when that fails. */
+async function fetchBytes(where, url, signal) {
+  let res;
+  try {
+    res = await fetch(url, { signal });
+  } catch (e) {
+    if (signal?.aborted) throw abortError(signal);
+    throw codeError('Network', `${where}: cannot download ${url}: ${e.message} (offline, or another origin without CORS)`);
   }
-
-  #receive(msg) {
-    // A crashed engine (a Rust panic traps the wasm instance) cannot be used again: every pending
-    // call rejects with the `EngineCrashed` error, the worker and its memory are freed, and the
-    // owner is told so it can open its data again in a fresh instance.
-    if (msg.type === 'error' && msg.error?.code === 'EngineCrashed') {
-      if (msg.state) this.state = msg.state;
-      const err = rebuild(msg.error);
-      this.#worker.terminate();
-      this.#die(err);
-      try {
-        this.#onCrash?.(err);
-      } catch (e) {
-        // The owner's handler failing must not hide the crash from pending callers.
-        console.error('headtune: onCrash handler failed', e);
-      }
-      return;
-    }
-    const call = this.#pending.get(msg.id);
-    if (!call) return;
-    if (msg.type === 'progress') {
-      call.onProgress?.(msg.event);
-      return;
-    }
-    if (msg.type === 'epoch') {
-      call.onEpoch?.(msg.stats);
-      return;
-    }
-    this.#pending.delete(msg.id);
-    call.cleanup();
-    if (msg.state) this.state = msg.state;
-    if (msg.type === 'result') call.resolve(msg.value);
-    else call.reject(rebuild(msg.error));
-  }
-
-  #die(err) {
-    // The first cause stays: calls after a crash keep saying it was a crash, not "disposed".
-    this.#dead ??= err;
-    for (const call of this.#pending.values()) {
-      call.cleanup();
-      call.reject(err);
-    }
-    this.#pending.clear();
-  }
-
-  /** Send `op` with `args`; resolves with the worker's result. */
-  call(op, args = {}, { transfer = [], onProgress, onEpoch, signal } = {}) {
-    if (this.#dead) return Promise.reject(this.#dead);
-    if (signal?.aborted) return Promise.reject(abortError(signal));
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => this.#worker.postMessage({ op: 'abort', target: id });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const cleanup = () => signal?.removeEventListener('abort', onAbort);
-      this.#pending.set(id, {
-        resolve,
-        reject: (e) => reject(e.name === 'AbortError' && signal?.aborted ? abortError(signal) : e),
-        cleanup,
-        onProgress,
-        onEpoch,
-      });
-      this.#worker.postMessage({ id, op, args }, transfer);
-    });
-  }
-
-  terminate() {
-    this.#worker.terminate();
-    this.#die(new Error('this headtune instance was disposed'));
-  }
+  if (!res.ok) throw codeError('Network', `${where}: cannot download ${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
 }
 
 function checkChoice(where, name, value, allowed) {
@@ -185,24 +121,35 @@ function featureOptions(where, opts) {
   return Object.fromEntries(Object.entries(features).filter(([, v]) => v !== undefined));
 }
 
-/** Start a worker and its engine; `what` selects a fresh tuner, a project or a model. */
+/** Asset options every loading call takes (see `Assets` in index.d.ts). */
+const ASSET_OPTIONS = ['baseUrl', 'workerUrl', 'wasmUrl', 'signal'];
+
+/**
+ * Start a worker and its engine; `what` selects a fresh tuner, a project or a model. The wasm
+ * compiled by an earlier instance (or `preload`) is sent along instead of being compiled again.
+ */
 async function start(where, opts, allowed, what) {
   opts = checkOptions(where, opts, allowed);
   const backend = checkBackend(where, opts.backend);
   checkFunction(where, 'onProgress', opts.onProgress);
   checkFunction(where, 'onCrash', opts.onCrash);
-  if (opts.modelUrl !== undefined && typeof opts.modelUrl !== 'string' && !(opts.modelUrl instanceof URL)) {
-    fail(`${where}: modelUrl must be a string or URL`);
-  }
+  checkSignal(where, opts.signal);
+  const { workerUrl, wasmUrl, weightsBase } = assetUrls(where, opts);
+  const modelUrl = checkUrl(where, 'modelUrl', opts.modelUrl);
   const features = featureOptions(where, opts);
   // The worker picks the backbone's default URL once it knows the backbone (for a project or
   // model: from the file).
-  const modelUrl = opts.modelUrl === undefined ? undefined : new URL(opts.modelUrl, globalThis.location?.href).href;
-  const channel = new Channel(opts.onCrash);
+  const defaultModelUrls = weightsBase === undefined ? DEFAULT_MODEL_URLS : Object.fromEntries(BACKBONES.map((b) => [b, new URL(`efficientnet_${b}.safetensors`, weightsBase).href]));
+  if (opts.signal?.aborted) throw abortError(opts.signal);
+  const key = wasmUrl ?? '';
+  const module = modules.get(key);
+  const channel = new Channel({ workerUrl, onCrash: opts.onCrash });
   try {
     const transfer = what.bytes ? [what.bytes.buffer] : [];
-    const args = { backend, modelUrl, defaultModelUrls: DEFAULT_MODEL_URLS, features, augment: opts.augment, ...what };
-    await channel.call('init', args, { transfer, onProgress: opts.onProgress });
+    const args = { backend, modelUrl, defaultModelUrls, wasmUrl, module, features, augment: opts.augment, ...what };
+    // Aborting stops the worker, and with it its downloads.
+    const out = await channel.call('init', args, { transfer, onProgress: opts.onProgress, signal: opts.signal, rejectOnAbort: true });
+    if (out?.module && !modules.has(key)) modules.set(key, out.module);
   } catch (e) {
     channel.terminate();
     throw e;
@@ -210,28 +157,53 @@ async function start(where, opts, allowed, what) {
   return channel;
 }
 
+/**
+ * Download and compile the engine's wasm once, ahead of time, for every Tuner and Classifier
+ * started afterwards (each would otherwise compile it again). Optional: the first instance
+ * shares what it compiled too. Resolves when the module is ready.
+ */
+export async function preload(options) {
+  const where = 'preload';
+  const opts = checkOptions(where, options, ['baseUrl', 'workerUrl', 'wasmUrl', 'onProgress', 'signal']);
+  checkFunction(where, 'onProgress', opts.onProgress);
+  checkSignal(where, opts.signal);
+  const { workerUrl, wasmUrl } = assetUrls(where, opts);
+  const key = wasmUrl ?? '';
+  if (modules.has(key)) return;
+  const channel = new Channel({ workerUrl });
+  try {
+    const module = await channel.call('compile', { wasmUrl }, { onProgress: opts.onProgress, signal: opts.signal, rejectOnAbort: true });
+    if (!modules.has(key)) modules.set(key, module);
+  } finally {
+    channel.terminate();
+  }
+}
+
 /** Run an image through `op` (predict / embed) in the worker. */
-async function imageCall(channel, where, image, op, args) {
+async function imageCall(channel, where, image, op, args, signal) {
+  checkSignal(where, signal);
   let message;
   try {
     message = await toMessage(image, 0);
   } catch (e) {
-    throw e instanceof TypeError ? new TypeError(`${where}: ${e.message}`) : e;
+    throw e instanceof TypeError ? codeError('InvalidArgument', `${where}: ${e.message}`, TypeError) : e;
   }
-  return channel.call(op, { ...args, image: message.item }, { transfer: message.transfer });
+  return channel.call(op, { ...args, image: message.item }, { transfer: message.transfer, signal, rejectOnAbort: true });
 }
 
 function predictArgs(where, opts) {
-  opts = checkOptions(where, opts, ['topK', 'heatmap']);
+  opts = checkOptions(where, opts, ['topK', 'heatmap', 'signal']);
   const topK = opts.topK ?? 3;
   if (!Number.isInteger(topK) || topK < 1) fail(`${where}: topK is ${JSON.stringify(opts.topK)}; use a whole number ≥ 1`);
   if (opts.heatmap !== undefined && typeof opts.heatmap !== 'boolean') fail(`${where}: heatmap must be true or false`);
-  return { topK, heatmap: opts.heatmap ?? false };
+  return { args: { topK, heatmap: opts.heatmap ?? false }, signal: opts.signal };
 }
 
 /**
  * `[{label, probability}]` with `.heatmap` attached when one was computed and `.decision` (the
- * model's call at its threshold) for two-class models.
+ * model's call at its threshold) for two-class models. An Array for compatibility; the two
+ * extras are its own properties, so `.map`, spread and `structuredClone` drop them (index.d.ts
+ * says so): read them from the result itself.
  */
 function predictions(out) {
   const list = out.top.map((p) => ({ label: p.label, probability: p.probability }));
@@ -240,7 +212,7 @@ function predictions(out) {
   return list;
 }
 
-const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'onCrash', 'augment'];
+const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'onCrash', 'augment', ...ASSET_OPTIONS];
 /** A new tuner also chooses how embeddings are made; a project or model brings its own. */
 const CREATE_OPTIONS = [...TUNER_OPTIONS, 'backbone', 'crop', 'pooling', 'inputSize'];
 
@@ -255,6 +227,7 @@ export class Tuner {
   constructor(channel) {
     if (!(channel instanceof Channel)) fail('use `await Tuner.create(options)` to make a Tuner');
     this.#channel = channel;
+    channels.set(this, channel);
   }
 
   /**
@@ -420,13 +393,14 @@ export class Tuner {
 
   /** Classify an image: `[{ label, probability }]`, most probable first (+ `.heatmap`). */
   async predict(image, options) {
-    const args = predictArgs('tuner.predict', options);
-    return predictions(await imageCall(this.#channel, 'tuner.predict', image, 'predict', args));
+    const { args, signal } = predictArgs('tuner.predict', options);
+    return predictions(await imageCall(this.#channel, 'tuner.predict', image, 'predict', args, signal));
   }
 
   /** The image's embedding (evaluation view; `features.dim` values). */
-  async embed(image) {
-    return imageCall(this.#channel, 'tuner.embed', image, 'embed', {});
+  async embed(image, options) {
+    const { signal } = checkOptions('tuner.embed', options, ['signal']);
+    return imageCall(this.#channel, 'tuner.embed', image, 'embed', {}, signal);
   }
 
   /**
@@ -458,35 +432,6 @@ export class Tuner {
     return this.#channel.call('saveProject', { extra });
   }
 
-  /**
-   * Time the backbone on this backend: `rounds` forward passes of `batch` copies of `image`
-   * (a Blob or bytes of an image file), after one warm-up pass. Decoding and preprocessing are
-   * done once and not timed.
-   */
-  async benchmark(image, options) {
-    const { batch = 1, rounds = 3 } = checkOptions('tuner.benchmark', options, ['batch', 'rounds']);
-    const bytes = image instanceof Blob ? new Uint8Array(await image.arrayBuffer()) : toBytes('tuner.benchmark', image).slice();
-    return this.#channel.call('benchmark', { bytes, batch, rounds }, { transfer: [bytes.buffer] });
-  }
-
-  /** Bytes of wasm memory in the worker (diagnostics: it must not grow with repeated calls). */
-  async memory() {
-    return this.#channel.call('memory');
-  }
-
-  /** Test hook: the next backbone call on WebGPU fails as a lost GPU device would. */
-  async simulateBackendFailure() {
-    return this.#channel.call('simulateBackendFailure');
-  }
-
-  /**
-   * Test hook: make the engine panic as a bug would. The call rejects with code
-   * `EngineCrashed`, the instance is closed, and `onCrash` is called.
-   */
-  async simulatePanic() {
-    return this.#channel.call('simulatePanic');
-  }
-
   /** Stop the worker and free its memory. The tuner cannot be used afterwards. */
   dispose() {
     this.#channel.terminate();
@@ -499,14 +444,25 @@ export class Classifier {
 
   /** @private use Classifier.load */
   constructor(channel) {
-    if (!(channel instanceof Channel)) fail('use `await Classifier.load(bytes, options)`');
+    if (!(channel instanceof Channel)) fail('use `await Classifier.load(urlOrBytes, options)`');
     this.#channel = channel;
+    channels.set(this, channel);
   }
 
-  /** Load a model file (from `tuner.exportModel()` or `headtune train`). */
-  static async load(bytes, options) {
-    const copy = toBytes('Classifier.load', bytes).slice();
-    return new Classifier(await start('Classifier.load', options, ['backend', 'modelUrl', 'onProgress', 'onCrash'], { kind: 'model', bytes: copy }));
+  /**
+   * Load a model file (from `tuner.exportModel()` or `headtune train`): its bytes, or a URL to
+   * download it from (relative to the page).
+   */
+  static async load(model, options) {
+    const where = 'Classifier.load';
+    let copy;
+    if (typeof model === 'string' || model instanceof URL) {
+      checkSignal(where, options?.signal);
+      copy = await fetchBytes(where, checkUrl(where, 'the model URL', model), options?.signal ?? undefined);
+    } else {
+      copy = toBytes(where, model, "the model file's URL, or its bytes as a Uint8Array or ArrayBuffer").slice();
+    }
+    return new Classifier(await start(where, options, ['backend', 'modelUrl', 'onProgress', 'onCrash', ...ASSET_OPTIONS], { kind: 'model', bytes: copy }));
   }
 
   /** `'webgpu'` or `'cpu'`. */
@@ -536,13 +492,8 @@ export class Classifier {
 
   /** Classify an image: `[{ label, probability }]`, most probable first (+ `.heatmap`). */
   async predict(image, options) {
-    const args = predictArgs('classifier.predict', options);
-    return predictions(await imageCall(this.#channel, 'classifier.predict', image, 'predict', args));
-  }
-
-  /** Bytes of wasm memory in the worker. */
-  async memory() {
-    return this.#channel.call('memory');
+    const { args, signal } = predictArgs('classifier.predict', options);
+    return predictions(await imageCall(this.#channel, 'classifier.predict', image, 'predict', args, signal));
   }
 
   /** Stop the worker and free its memory. */

@@ -83,49 +83,107 @@ function timeout(promise, ms, what) {
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
     new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+      timer = setTimeout(() => reject(codeError('Backend', `${what} did not answer within ${ms / 1000} s`)), ms);
     }),
   ]);
 }
 
 function checkAborted(id) {
-  if (aborted.has(id)) {
-    const err = new Error('cancelled');
-    err.code = 'Cancelled';
-    throw err;
+  if (aborted.has(id)) throw codeError('Cancelled', 'cancelled');
+}
+
+/** An Error with a `code` (the JS-side codes of `HeadtuneError` in index.d.ts). */
+function codeError(code, message) {
+  const err = new Error(message);
+  err.code = code;
+  return err;
+}
+
+/** `fetch` whose failures say what was being downloaded, from where, with code `Network`. */
+async function download(url, what, init) {
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    throw codeError('Network', `cannot download ${what} from ${url}: ${e.message} (offline, or another origin without CORS)`);
   }
+  if (!res.ok) throw codeError('Network', `cannot download ${what} from ${url}: HTTP ${res.status}`);
+  return res;
+}
+
+/**
+ * Per-file and overall download progress of one `init`: each file's events
+ * `{ status: 'initiate' | 'progress' | 'done', file, loaded, total }`, each followed by
+ * `{ status: 'progress_total', loaded, total, progress }` over every file started so far.
+ */
+function progressTracker(progress) {
+  const files = new Map();
+  return (event) => {
+    progress(event);
+    if (event.loaded === undefined && event.status !== 'initiate') return;
+    files.set(event.file, { loaded: event.loaded ?? 0, total: event.total ?? 0 });
+    let loaded = 0;
+    let total = 0;
+    for (const f of files.values()) {
+      loaded += f.loaded;
+      total += Math.max(f.total, f.loaded);
+    }
+    progress({ status: 'progress_total', loaded, total, progress: total ? (100 * loaded) / total : 0 });
+  };
+}
+
+/** Counts a response body's bytes as they stream through, reporting progress. */
+function counted(res, file, progress) {
+  const total = Number(res.headers.get('content-length')) || 0;
+  let loaded = 0;
+  return res.body.pipeThrough(
+    new TransformStream({
+      transform(chunk, controller) {
+        loaded += chunk.length;
+        progress({ status: 'progress', file, loaded, total: Math.max(total, loaded), progress: total ? (100 * Math.min(loaded, total)) / total : 0 });
+        controller.enqueue(chunk);
+      },
+      flush() {
+        progress({ status: 'done', file, loaded, total: loaded });
+      },
+    }),
+  );
 }
 
 /** Download the weights, reporting progress; the browser's HTTP cache makes later loads free. */
 async function fetchWeights(url, progress) {
   const file = url.split('/').pop();
   progress({ status: 'initiate', file });
-  let res;
+  const res = await download(url, 'the backbone weights', { cache: 'force-cache' });
+  const bytes = new Uint8Array(await new Response(res.body ? counted(res, file, progress) : await res.arrayBuffer()).arrayBuffer());
+  if (!res.body) progress({ status: 'done', file, loaded: bytes.length, total: bytes.length });
+  return bytes;
+}
+
+/**
+ * Download and compile the engine's wasm, reporting the download and the compile. The body is
+ * compiled while it streams in; the `application/wasm` type is set here, so a server that sends
+ * another type still works.
+ */
+async function compileWasm(url, progress) {
+  const file = url.split(/[?#]/)[0].split('/').pop();
+  progress({ status: 'initiate', file });
+  const res = await download(url, 'the headtune engine (wasm)');
+  // Compilation overlaps the download; what is left of it is reported after the last byte.
+  const report = (event) => {
+    progress(event);
+    if (event.status === 'done') progress({ status: 'compile', file });
+  };
+  const body = res.body ? counted(res, file, report) : await res.arrayBuffer();
+  let module;
   try {
-    res = await fetch(url, { cache: 'force-cache' });
+    module = await WebAssembly.compileStreaming(new Response(body, { headers: { 'content-type': 'application/wasm' } }));
   } catch (e) {
-    throw new Error(`cannot download the backbone weights from ${url}: ${e.message}`);
+    throw codeError('WasmCompile', `cannot compile the headtune engine from ${url}: ${e.message} (is it the package's pkg/headtune_bg.wasm?)`);
   }
-  if (!res.ok) throw new Error(`cannot download the backbone weights from ${url}: HTTP ${res.status}`);
-  const total = Number(res.headers.get('content-length')) || 0;
-  if (!res.body || !total) {
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    progress({ status: 'done', file, loaded: bytes.length, total: bytes.length });
-    return bytes;
-  }
-  const bytes = new Uint8Array(total);
-  let loaded = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (loaded + value.length > total) throw new Error(`backbone weights at ${url} are larger than announced`);
-    bytes.set(value, loaded);
-    loaded += value.length;
-    progress({ status: 'progress', file, loaded, total, progress: (100 * loaded) / total });
-  }
-  progress({ status: 'done', file, loaded, total });
-  return loaded === total ? bytes : bytes.subarray(0, loaded);
+  if (!res.body) report({ status: 'done', file, loaded: body.byteLength, total: body.byteLength });
+  progress({ status: 'compiled', file });
+  return module;
 }
 
 /**
@@ -158,19 +216,37 @@ async function makeEngine(kind, weights, backend, bytes, features) {
   }
 }
 
-const loadWasm = () => init({ module_or_path: new URL('../pkg/headtune_bg.wasm', import.meta.url) });
+/** The package's wasm, next to the glue (bundlers recognise this form and emit the file). */
+const packageWasmUrl = () => new URL('../pkg/headtune_bg.wasm', import.meta.url).href;
+
+/**
+ * Instantiate the engine from a compiled `module` (shared by the main thread), else download
+ * and compile `wasmUrl`. Resolves to the module compiled here (to share), or null.
+ */
+async function loadWasm({ module, wasmUrl }, progress) {
+  const compiled = module ? null : await compileWasm(wasmUrl ?? packageWasmUrl(), progress);
+  wasm = await init({ module_or_path: module ?? compiled });
+  return compiled;
+}
 
 const OPS = {
-  async init({ backend, modelUrl, defaultModelUrls, features, augment, kind, bytes }, id) {
-    const progress = (event) => self.postMessage({ id, type: 'progress', event });
+  /** Compile the wasm only (`preload`): resolves to the module, for later workers. */
+  async compile({ wasmUrl }, id) {
+    const progress = progressTracker((event) => self.postMessage({ id, type: 'progress', event }));
+    return compileWasm(wasmUrl ?? packageWasmUrl(), progress);
+  },
+
+  async init({ backend, modelUrl, defaultModelUrls, features, augment, kind, bytes, module, wasmUrl }, id) {
+    const progress = progressTracker((event) => self.postMessage({ id, type: 'progress', event }));
     let weights;
+    let compiled;
     if (kind === 'new') {
-      // The weights download overlaps the wasm compilation.
+      // The weights download overlaps the wasm download and compilation.
       const url = modelUrl ?? defaultModelUrls[features.backbone ?? 'lite0'];
-      [wasm, weights] = await Promise.all([loadWasm(), fetchWeights(url, progress)]);
+      [compiled, weights] = await Promise.all([loadWasm({ module, wasmUrl }, progress), fetchWeights(url, progress)]);
     } else {
       // A project or model names its backbone: read it from the file before fetching weights.
-      wasm = await loadWasm();
+      compiled = await loadWasm({ module, wasmUrl }, progress);
       const { backbone } = fileFeatures(bytes);
       weights = await fetchWeights(modelUrl ?? defaultModelUrls[backbone], progress);
     }
@@ -178,7 +254,7 @@ const OPS = {
     if (backend !== 'cpu') {
       const probe = await probeWebGpu();
       if (backend === 'webgpu') {
-        if (!probe.ok) throw new Error(`WebGPU was requested but ${probe.reason}; use backend 'auto' or 'cpu'`);
+        if (!probe.ok) throw codeError('Backend', `WebGPU was requested but ${probe.reason}; use backend 'auto' or 'cpu'`);
         backendReason = `WebGPU requested (${probe.name}${probe.fallback ? ', software fallback adapter' : ''})`;
       } else if (!probe.ok) {
         choice = 'cpu';
@@ -204,7 +280,7 @@ const OPS = {
     if (choice === 'cpu') engine = await makeEngine(kind, weights, 'cpu', bytes, features);
     if (augment !== undefined) engine.setAugment(augment);
     progress({ status: 'ready', backend: engine.backend, backendReason });
-    return null;
+    return { module: compiled };
   },
 
   async addImages({ label, items }, id) {
