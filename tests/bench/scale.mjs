@@ -136,7 +136,7 @@ try {
     await page.waitForSelector('#save-status[data-state="saved"]', { timeout: 0 });
     console.log(`added ${added} images; renderer ${rendererMiB().toFixed(0)} MiB; long tasks while adding: ${tasks.length} (longest ${Math.max(0, ...tasks.map((t) => t.ms)).toFixed(0)} ms)`);
   }
-  const saves = await page.evaluate(() => performance.getEntriesByName('headtune:save').map((e) => ({ ms: e.duration, bytes: e.detail?.bytes })));
+  const saves = await page.evaluate(() => performance.getEntriesByName('headtune:save').map((e) => ({ ms: e.duration, bytes: e.detail?.bytes, serialiseMs: e.detail?.serialiseMs })));
   const storage = await page.evaluate(() => navigator.storage.estimate());
   const memory = rendererMiB();
 
@@ -169,7 +169,7 @@ try {
   const last = rates.slice(-2).reduce((a, r) => a + r.images, 0) / (rates.slice(-2).reduce((a, r) => a + r.ms, 0) / 1000);
   console.log(`last 1,000 / first 1,000: ${(last / first).toFixed(2)}`);
   console.log(`longest main-thread task while adding: ${longest.ms.toFixed(0)} ms`);
-  console.log(`saves: ${saves.length}, longest ${Math.max(0, ...saves.map((s) => s.ms)).toFixed(0)} ms, last ${saves.at(-1)?.ms.toFixed(0)} ms (${((saves.at(-1)?.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB)`);
+  console.log(`saves: ${saves.length}, longest ${Math.max(0, ...saves.map((s) => s.ms)).toFixed(0)} ms, last ${saves.at(-1)?.ms.toFixed(0)} ms (${((saves.at(-1)?.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB; serialising ${saves.at(-1)?.serialiseMs?.toFixed(0)} ms, storing the rest)`);
   console.log(`renderer memory (page + worker): ${memory.toFixed(0)} MiB; stored: ${(storage.usage / 2 ** 20).toFixed(1)} MiB`);
   console.log(`reload → ready: ${(ready / 1000).toFixed(1)} s; training with defaults: ${(trainMs / 1000).toFixed(1)} s; reload → first prediction: ${(firstPrediction / 1000).toFixed(1)} s`);
   await context.close();

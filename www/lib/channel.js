@@ -124,7 +124,7 @@ export class Channel {
     // call rejects with the `EngineCrashed` error, the worker and its memory are freed, and the
     // owner is told so it can open its data again in a fresh instance.
     if (msg.type === 'error' && msg.error?.code === 'EngineCrashed') {
-      if (msg.state) this.state = msg.state;
+      if (msg.state) this.state = { ...this.state, ...msg.state };
       const err = rebuild(msg.error);
       this.#worker.terminate();
       this.#die(err);
@@ -148,7 +148,8 @@ export class Channel {
     }
     this.#pending.delete(msg.id);
     call.cleanup();
-    if (msg.state) this.state = msg.state;
+    // A reply carries only the fields that may have changed (see worker.js).
+    if (msg.state) this.state = { ...this.state, ...msg.state };
     if (msg.type === 'result') call.resolve(msg.value);
     else call.reject(rebuild(msg.error));
   }

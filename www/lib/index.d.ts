@@ -215,6 +215,17 @@ export interface ExampleInfo {
   views: number;
 }
 
+/** Every example as columns (`tuner.exampleColumns()`): row i is example i of `examples()`. */
+export interface ExampleColumns {
+  ids: Float64Array;
+  /** Index of each example's class in `classNames`. */
+  classes: Uint32Array;
+  /** Embedded views of each example: 1 evaluation view + augmented ones. */
+  views: Uint32Array;
+  names: string[];
+  classNames: string[];
+}
+
 export interface EpochStats {
   epoch: number;
   /** k-fold run (1-based) or null for the split / final run. */
@@ -427,6 +438,8 @@ export declare class Tuner {
   readonly augment: Required<AugmentOptions>;
   readonly extra: unknown;
   examples(): Promise<ExampleInfo[]>;
+  /** The same as `examples()`, as typed-array columns: compact for large projects. */
+  exampleColumns(): Promise<ExampleColumns>;
   addImages(label: string, images: Iterable<ImageInput> | ArrayLike<ImageInput>, options?: AddImagesOptions): Promise<AddImagesResult>;
   /** Augmentation of images added from now on. */
   setAugment(augment: AugmentOptions): Promise<void>;

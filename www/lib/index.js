@@ -280,7 +280,19 @@ export class Tuner {
 
   /** `[{ id, label, name, views }]` of every example (ids are what removeExample takes). */
   async examples() {
-    return this.#channel.call('examples');
+    // Built here from the columns: 10,000 rows cost milliseconds this way.
+    const { ids, classes, views, names, classNames } = await this.exampleColumns();
+    return Array.from(ids, (id, i) => ({ id, label: classNames[classes[i]], name: names[i], views: views[i] }));
+  }
+
+  /**
+   * Every example as columns, for large projects: `{ ids: Float64Array, classes: Uint32Array
+   * (indices into classNames), views: Uint32Array, names: string[], classNames: string[] }`,
+   * in the order examples() lists them.
+   */
+  async exampleColumns() {
+    const { ids, classes, views, names, classNames } = await this.#channel.call('exampleColumns');
+    return { ids, classes, views, names, classNames };
   }
 
   /**

@@ -4,6 +4,9 @@
 // Messages out: { id, type: 'progress' | 'epoch', … } while a call runs, then
 //               { id, type: 'result', value, state } or { id, type: 'error', error, state }.
 // `state` (backend, reason, classes, …) lets the main thread answer getters without a round trip.
+// It holds only the fields that may have changed (the main thread merges it): `extra` — an
+// app's data, which can be a large training report — is read and sent only after the calls that
+// set it (init, saveProject), so every other reply costs the same at 10 or 10,000 examples.
 
 import init, { Engine, fileFeatures } from '../pkg/headtune.js';
 
@@ -33,35 +36,42 @@ self.onmessage = (e) => {
  */
 let crashed = null;
 
+/** The calls after which `extra` may differ from what the main thread holds. */
+const SETS_EXTRA = new Set(['init', 'saveProject']);
+
 async function handle({ id, op, args }) {
   try {
     if (crashed) throw crashed;
     const value = await OPS[op](args, id);
-    self.postMessage({ id, type: 'result', value, state: state() }, transferables(value));
+    self.postMessage({ id, type: 'result', value, state: state(SETS_EXTRA.has(op)) }, transferables(value));
   } catch (err) {
     if (err instanceof WebAssembly.RuntimeError && !crashed) {
       crashed = { message: `The headtune engine crashed (${err.message}) and was stopped; please report this. Open the project again (e.g. from its last save) to go on.`, code: 'EngineCrashed' };
     }
     const error = crashed ?? { message: String(err?.message ?? err), code: err?.code, detail: err?.detail };
-    self.postMessage({ id, type: 'error', error, state: crashed ? lastState : state() });
+    self.postMessage({ id, type: 'error', error, state: crashed ? lastState : state(SETS_EXTRA.has(op)) });
   } finally {
     aborted.delete(id);
   }
 }
 
 function transferables(value) {
-  return value instanceof Uint8Array || value instanceof Float32Array ? [value.buffer] : [];
+  if (value instanceof Uint8Array || value instanceof Float32Array) return [value.buffer];
+  if (value?.columns) return [value.ids.buffer, value.classes.buffer, value.views.buffer];
+  return [];
 }
 
 /** The last state sent: what a crashed engine's replies carry (the instance is not asked again). */
 let lastState = { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
 
-function state() {
-  lastState = currentState();
-  return lastState;
+/** The engine's state for a reply; `withExtra`: include `extra` (else the last one sent stands). */
+function state(withExtra) {
+  const now = currentState(withExtra);
+  lastState = { ...lastState, ...now };
+  return now;
 }
 
-function currentState() {
+function currentState(withExtra) {
   if (!engine) return { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
   return {
     backend: engine.backend,
@@ -71,7 +81,7 @@ function currentState() {
     classes: engine.classes(),
     modelClasses: engine.modelClasses,
     augment: engine.augment,
-    extra: engine.extra,
+    ...(withExtra ? { extra: engine.extra } : {}),
   };
 }
 
@@ -306,6 +316,7 @@ const OPS = {
   },
 
   examples: () => engine.examples(),
+  exampleColumns: () => ({ columns: true, ...engine.exampleColumns() }),
   setAugment: ({ augment }) => engine.setAugment(augment),
   operatingPoint: ({ threshold }) => engine.operatingPoint(threshold),
   renameClass: ({ from, to }) => engine.renameClass(from, to),

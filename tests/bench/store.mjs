@@ -1,0 +1,88 @@
+// Benchmark (not a test): the package's per-call costs on a large project, without embedding
+// anything. A small project made in the browser is grown to N examples (its embeddings copied
+// with a little noise, as a project file built here), opened with Tuner.loadProject, and then
+// timed: loadProject, examples(), a reply of a small call (renameClass), saveProject, with and
+// without a training-report-sized `extra`.
+//
+// Usage: node tests/bench/store.mjs [--examples 10000]
+// Needs www/pkg (bash www/build.sh) and tests/browser's node_modules (npm ci in tests/browser).
+
+import { parseArgs } from 'node:util';
+import { startServer, launch, openHarness } from '../browser/helpers.mjs';
+
+const { values } = parseArgs({ options: { examples: { type: 'string', default: '10000' } } });
+const N = Number(values.examples);
+
+const server = await startServer();
+const browser = await launch();
+try {
+  const page = await openHarness(browser, server.url);
+  const out = await page.evaluate(async (n) => {
+    const { Tuner } = window.headtune;
+    const h = window.fx;
+    const tuner = await Tuner.create({ backend: 'cpu' });
+    await tuner.addImages('cat', await h.crops('chelsea.png', 2));
+    await tuner.addImages('coffee', await h.crops('coffee.png', 2));
+    const small = await tuner.saveProject();
+    tuner.dispose();
+
+    // The project file: magic, version, kind, reserved, meta_len, meta, blob_len, blob, crc32.
+    const dv = new DataView(small.buffer, small.byteOffset);
+    const metaLen = dv.getUint32(12, true);
+    const meta = JSON.parse(new TextDecoder().decode(small.subarray(16, 16 + metaLen)));
+    const blobAt = 16 + metaLen + 8;
+    const dim = meta.features.dim ?? 1280;
+    const seeds = new Float32Array(small.buffer.slice(small.byteOffset + blobAt, small.byteOffset + blobAt + 4 * dim * 4));
+    const examples = [];
+    const blob = new Float32Array(n * dim);
+    for (let i = 0; i < n; i++) {
+      const k = i % 4;
+      examples.push({ id: i, class: k < 2 ? 0 : 1, name: `image-${String(i).padStart(5, '0')}.png`, views: 1 });
+      for (let j = 0; j < dim; j++) blob[i * dim + j] = seeds[k * dim + j] * (1 + 0.05 * Math.sin(i * 7.1 + j));
+    }
+    const big = { ...meta, examples };
+    const metaBytes = new TextEncoder().encode(JSON.stringify(big));
+    const bytes = new Uint8Array(16 + metaBytes.length + 8 + blob.byteLength + 4);
+    bytes.set(small.subarray(0, 12));
+    const w = new DataView(bytes.buffer);
+    w.setUint32(12, metaBytes.length, true);
+    bytes.set(metaBytes, 16);
+    w.setBigUint64(16 + metaBytes.length, BigInt(blob.length), true);
+    bytes.set(new Uint8Array(blob.buffer), 16 + metaBytes.length + 8);
+    const table = Array.from({ length: 256 }, (_, c) => {
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      return c >>> 0;
+    });
+    let c = 0xffffffff;
+    for (let i = 0; i < bytes.length - 4; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+    w.setUint32(bytes.length - 4, (c ^ 0xffffffff) >>> 0, true);
+
+    const time = async (f) => {
+      const t = performance.now();
+      const v = await f();
+      return [performance.now() - t, v];
+    };
+    const res = { bytes: bytes.length };
+    const [load, big2] = await time(() => Tuner.loadProject(bytes, { backend: 'cpu' }));
+    res.loadProject = load;
+    for (let r = 0; r < 2; r++) {
+      const [ms, list] = await time(() => big2.examples());
+      res[`examples${r}`] = ms;
+      res.listed = list.length;
+    }
+    res.renameSmall = (await time(() => big2.renameClass('cat', 'kitten')))[0];
+    res.saveSmall = (await time(() => big2.saveProject({ extra: { note: 'small' } })))[0];
+    // A training report's held-out predictions: one row per held-out example (20 %).
+    const heldOut = Array.from({ length: Math.round(n / 5) }, (_, i) => ({ id: i, truth: i % 2, predicted: (i + (i % 7 === 0)) % 2, probabilities: [0.3, 0.7] }));
+    res.saveWithReport = (await time(() => big2.saveProject({ extra: { report: { heldOut } } })))[0];
+    res.renameAfterReport = (await time(() => big2.renameClass('kitten', 'cat')))[0];
+    res.examplesAfterReport = (await time(() => big2.examples()))[0];
+    big2.dispose();
+    return res;
+  }, N);
+  console.log(`headtune package at ${N} synthetic examples (CPU backend): project file ${(out.bytes / 2 ** 20).toFixed(1)} MiB`);
+  for (const [k, v] of Object.entries(out)) if (k !== 'bytes') console.log(`${k.padEnd(20)} ${typeof v === 'number' && k !== 'listed' ? `${v.toFixed(0)} ms` : v}`);
+} finally {
+  await browser.close();
+  server.close();
+}
