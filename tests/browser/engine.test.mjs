@@ -463,6 +463,85 @@ describe('headtune in the browser', () => {
     assert.ok(Math.abs(out.a.probability - out.b.probability) < 1e-6);
   });
 
+  it('large projects stay cheap: examples as typed-array columns; extra crosses only in the replies that set it, and a large one round-trips', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { Tuner } = window.headtune;
+      // Every message the worker sends, seen through a wrapped Worker (restored below).
+      const replies = [];
+      const Original = window.Worker;
+      window.Worker = class extends Original {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('message', (e) => e.data?.type === 'result' && replies.push(e.data));
+        }
+      };
+      let tuner;
+      try {
+        tuner = await Tuner.create({ backend: 'cpu' });
+      } finally {
+        window.Worker = Original;
+      }
+      await tuner.addImages('cat', await window.fx.crops('chelsea.png', 2));
+      await tuner.addImages('coffee', await window.fx.crops('coffee.png', 1));
+      const columns = await tuner.exampleColumns();
+      const listed = await tuner.examples();
+      await tuner.relabelExample(listed[0].id, 'coffee');
+      await tuner.removeExample(listed[1].id);
+      const after = await tuner.exampleColumns();
+      // A training report's size: 3,000 held-out rows.
+      const big = { report: { heldOut: Array.from({ length: 3000 }, (_, i) => ({ id: i, truth: i % 2, predicted: (i * 7) % 2, probabilities: [0.25, 0.75], name: `x-${i}.png` })) }, note: 'ü ✓' };
+      const bytes = await tuner.saveProject({ extra: big });
+      const savedReply = replies.at(-1);
+      await tuner.renameClass('coffee', 'mug');
+      const renameReply = replies.at(-1);
+      const again = await Tuner.loadProject(bytes, { backend: 'cpu' });
+      let refused;
+      try {
+        await tuner.saveProject({ extra: { n: 1n } });
+      } catch (e) {
+        refused = { code: e.code, message: e.message };
+      }
+      const r = {
+        columns: { ids: Array.from(columns.ids), classes: Array.from(columns.classes), views: Array.from(columns.views), names: columns.names, classNames: columns.classNames },
+        kinds: [columns.ids, columns.classes, columns.views].map((a) => a.constructor.name),
+        listed,
+        after: { ids: Array.from(after.ids), classes: Array.from(after.classes), classNames: after.classNames },
+        savedHasExtra: 'extra' in savedReply.state,
+        renameHasExtra: 'extra' in renameReply.state,
+        renameClasses: renameReply.state.classes,
+        big,
+        extraKept: tuner.extra,
+        extraLoaded: again.extra,
+        refused,
+      };
+      r.extraAfterRefusal = tuner.extra;
+      tuner.dispose();
+      again.dispose();
+      return r;
+    });
+    assert.deepEqual(out.kinds, ['Float64Array', 'Uint32Array', 'Uint32Array']);
+    assert.deepEqual(out.columns.classNames, ['cat', 'coffee']);
+    assert.deepEqual(out.columns.classes, [0, 0, 1]);
+    assert.deepEqual(out.columns.views, [1, 1, 1]);
+    assert.deepEqual(
+      out.listed,
+      out.columns.ids.map((id, i) => ({ id, label: out.columns.classNames[out.columns.classes[i]], name: out.columns.names[i], views: 1 })),
+    );
+    assert.equal(new Set(out.columns.ids).size, 3);
+    // Relabelled and removed examples show in the next columns.
+    assert.deepEqual(out.after.ids, [out.columns.ids[0], out.columns.ids[2]]);
+    assert.deepEqual(out.after.classes.map((c) => out.after.classNames[c]), ['coffee', 'coffee']);
+    assert.equal(out.savedHasExtra, true, 'saveProject sets extra: its reply carries it');
+    assert.equal(out.renameHasExtra, false, 'a reply that cannot change extra does not carry it');
+    assert.ok(out.renameClasses.some((c) => c.name === 'mug' && c.count === 2), 'the rest of the state still arrives');
+    assert.equal(out.big.report.heldOut.length, 3000);
+    assert.deepEqual(out.extraKept, out.big, 'tuner.extra keeps the last extra after replies without it');
+    assert.deepEqual(out.extraLoaded, out.big, 'a 3,000-row extra round-trips through the project file');
+    assert.equal(out.refused?.code, 'InvalidArgument');
+    assert.match(out.refused.message, /extra must be JSON data/);
+    assert.deepEqual(out.extraAfterRefusal, out.big, 'a refused extra leaves the last one in place');
+  });
+
   it('a model trained by the CLI predicts the same probabilities in the browser (≤ 1e-4)', { timeout: 300_000 }, async (t) => {
     if (!needCli(t)) return;
     // Dataset: crops made in the page, written as PNG files into class folders.
