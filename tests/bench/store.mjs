@@ -4,59 +4,86 @@
 // timed: loadProject, examples(), a reply of a small call (renameClass), saveProject, with and
 // without a training-report-sized `extra`.
 //
-// Usage: node tests/bench/store.mjs [--examples 10000]
+// With --page: the page instead. The project is put where the page saves it (IndexedDB), the
+// page reloaded (timed to ready), a class renamed (the save it causes is timed: serialising and
+// storing), and the longest main-thread task after ready printed.
+//
+// Usage: node tests/bench/store.mjs [--examples 10000] [--page]
 // Needs www/pkg (bash www/build.sh) and tests/browser's node_modules (npm ci in tests/browser).
 
 import { parseArgs } from 'node:util';
 import { startServer, launch, openHarness } from '../browser/helpers.mjs';
 
-const { values } = parseArgs({ options: { examples: { type: 'string', default: '10000' } } });
+const { values } = parseArgs({ options: { examples: { type: 'string', default: '10000' }, page: { type: 'boolean', default: false } } });
 const N = Number(values.examples);
+
+/**
+ * In the page: a project file of `n` examples (two classes), grown from a 4-image project made
+ * with `Tuner` (the embeddings copied with a little noise). Resolves to its bytes.
+ */
+async function bigProject(n, Tuner) {
+  // Four different synthetic pictures (gradients and stripes), as ImageData.
+  const picture = (k) => {
+    const side = 96;
+    const data = new Uint8ClampedArray(side * side * 4);
+    for (let i = 0; i < side * side; i++) {
+      const x = i % side;
+      const y = Math.floor(i / side);
+      data.set([(x * (k + 1) * 3) % 256, (y * 5 + k * 60) % 256, ((x + y) % (8 + 4 * k) < 4 + 2 * k ? 255 : 0), 255], 4 * i);
+    }
+    return new ImageData(data, side, side);
+  };
+  const tuner = await Tuner.create({ backend: 'cpu' });
+  await tuner.addImages('cat', [picture(0), picture(1)]);
+  await tuner.addImages('coffee', [picture(2), picture(3)]);
+  const small = await tuner.saveProject();
+  tuner.dispose();
+
+  // The project file: magic, version, kind, reserved, meta_len, meta, blob_len, blob, crc32.
+  const dv = new DataView(small.buffer, small.byteOffset);
+  const metaLen = dv.getUint32(12, true);
+  const meta = JSON.parse(new TextDecoder().decode(small.subarray(16, 16 + metaLen)));
+  const blobAt = 16 + metaLen + 8;
+  const dim = meta.features.dim ?? 1280;
+  const seeds = new Float32Array(small.buffer.slice(small.byteOffset + blobAt, small.byteOffset + blobAt + 4 * dim * 4));
+  const examples = [];
+  const blob = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const k = i % 4;
+    examples.push({ id: i, class: k < 2 ? 0 : 1, name: `image-${String(i).padStart(5, '0')}.png`, views: 1 });
+    for (let j = 0; j < dim; j++) blob[i * dim + j] = seeds[k * dim + j] * (1 + 0.05 * Math.sin(i * 7.1 + j));
+  }
+  const big = { ...meta, examples };
+  const metaBytes = new TextEncoder().encode(JSON.stringify(big));
+  const bytes = new Uint8Array(16 + metaBytes.length + 8 + blob.byteLength + 4);
+  bytes.set(small.subarray(0, 12));
+  const w = new DataView(bytes.buffer);
+  w.setUint32(12, metaBytes.length, true);
+  bytes.set(metaBytes, 16);
+  w.setBigUint64(16 + metaBytes.length, BigInt(blob.length), true);
+  bytes.set(new Uint8Array(blob.buffer), 16 + metaBytes.length + 8);
+  const table = Array.from({ length: 256 }, (_, c) => {
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length - 4; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  w.setUint32(bytes.length - 4, (c ^ 0xffffffff) >>> 0, true);
+
+  return bytes;
+}
 
 const server = await startServer();
 const browser = await launch();
 try {
+  if (values.page) {
+    await pageRun();
+    process.exit(0);
+  }
   const page = await openHarness(browser, server.url);
-  const out = await page.evaluate(async (n) => {
+  const out = await page.evaluate(async ([n, source]) => {
     const { Tuner } = window.headtune;
-    const h = window.fx;
-    const tuner = await Tuner.create({ backend: 'cpu' });
-    await tuner.addImages('cat', await h.crops('chelsea.png', 2));
-    await tuner.addImages('coffee', await h.crops('coffee.png', 2));
-    const small = await tuner.saveProject();
-    tuner.dispose();
-
-    // The project file: magic, version, kind, reserved, meta_len, meta, blob_len, blob, crc32.
-    const dv = new DataView(small.buffer, small.byteOffset);
-    const metaLen = dv.getUint32(12, true);
-    const meta = JSON.parse(new TextDecoder().decode(small.subarray(16, 16 + metaLen)));
-    const blobAt = 16 + metaLen + 8;
-    const dim = meta.features.dim ?? 1280;
-    const seeds = new Float32Array(small.buffer.slice(small.byteOffset + blobAt, small.byteOffset + blobAt + 4 * dim * 4));
-    const examples = [];
-    const blob = new Float32Array(n * dim);
-    for (let i = 0; i < n; i++) {
-      const k = i % 4;
-      examples.push({ id: i, class: k < 2 ? 0 : 1, name: `image-${String(i).padStart(5, '0')}.png`, views: 1 });
-      for (let j = 0; j < dim; j++) blob[i * dim + j] = seeds[k * dim + j] * (1 + 0.05 * Math.sin(i * 7.1 + j));
-    }
-    const big = { ...meta, examples };
-    const metaBytes = new TextEncoder().encode(JSON.stringify(big));
-    const bytes = new Uint8Array(16 + metaBytes.length + 8 + blob.byteLength + 4);
-    bytes.set(small.subarray(0, 12));
-    const w = new DataView(bytes.buffer);
-    w.setUint32(12, metaBytes.length, true);
-    bytes.set(metaBytes, 16);
-    w.setBigUint64(16 + metaBytes.length, BigInt(blob.length), true);
-    bytes.set(new Uint8Array(blob.buffer), 16 + metaBytes.length + 8);
-    const table = Array.from({ length: 256 }, (_, c) => {
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      return c >>> 0;
-    });
-    let c = 0xffffffff;
-    for (let i = 0; i < bytes.length - 4; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-    w.setUint32(bytes.length - 4, (c ^ 0xffffffff) >>> 0, true);
-
+    const bytes = await eval(`(${source})`)(n, Tuner);
     const time = async (f) => {
       const t = performance.now();
       const v = await f();
@@ -79,10 +106,56 @@ try {
     res.examplesAfterReport = (await time(() => big2.examples()))[0];
     big2.dispose();
     return res;
-  }, N);
+  }, [N, bigProject.toString()]);
   console.log(`headtune package at ${N} synthetic examples (CPU backend): project file ${(out.bytes / 2 ** 20).toFixed(1)} MiB`);
   for (const [k, v] of Object.entries(out)) if (k !== 'bytes') console.log(`${k.padEnd(20)} ${typeof v === 'number' && k !== 'listed' ? `${v.toFixed(0)} ms` : v}`);
 } finally {
   await browser.close();
   server.close();
+}
+
+async function pageRun() {
+  // The page's CSP forbids eval, which carries the project builder in; the page runs unchanged.
+  const page = await (await browser.newContext({ bypassCSP: true })).newPage();
+  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  await page.addInitScript(() => {
+    window.__longTasks = [];
+    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
+  });
+  await page.goto(`${server.url}/www/?backend=cpu`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  await page.evaluate(async ([n, source]) => {
+    const { Tuner } = await import('/www/lib/index.js');
+    const bytes = await eval(`(${source})`)(n, Tuner);
+    await new Promise((resolve, reject) => {
+      const req = indexedDB.open('headtune');
+      req.onsuccess = () => {
+        const tx = req.result.transaction(['kv'], 'readwrite');
+        tx.objectStore('kv').put(bytes, 'project');
+        tx.oncomplete = () => {
+          req.result.close();
+          resolve();
+        };
+        tx.onerror = () => reject(tx.error);
+      };
+      req.onerror = () => reject(req.error);
+    });
+  }, [N, bigProject.toString()]);
+  console.log(`stored a ${N}-example project; reloading …`);
+  const t0 = Date.now();
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 300_000 });
+  const ready = Date.now() - t0;
+  const counts = await page.$$eval('#classes .count', (els) => els.map((e) => e.textContent));
+  const input = page.locator('#classes input[type="text"]').first();
+  await input.fill('renamed');
+  await input.press('Enter');
+  await page.waitForFunction(() => performance.getEntriesByName('headtune:save').length > 0, null, { timeout: 120_000 });
+  const saves = await page.evaluate(() => performance.getEntriesByName('headtune:save').map((e) => ({ ms: e.duration, ...e.detail })));
+  const longest = await page.evaluate(() => Math.max(0, ...window.__longTasks.filter((t) => t.start > performance.getEntriesByName('headtune:ready')[0].startTime + performance.getEntriesByName('headtune:ready')[0].duration).map((t) => t.ms)));
+  const thumbs = await page.$$eval('#classes .thumbs li', (els) => els.length);
+  console.log(`headtune page with a ${N}-example project (synthetic embeddings, CPU backend)`);
+  console.log(`reload → ready: ${(ready / 1000).toFixed(1)} s; class counts: ${counts.join(', ')}; thumbnail slots shown: ${thumbs}`);
+  for (const s of saves) console.log(`save after a rename: ${s.ms.toFixed(0)} ms (${(s.bytes / 2 ** 20).toFixed(1)} MiB; serialising ${s.serialiseMs.toFixed(0)} ms, storing ${(s.ms - s.serialiseMs).toFixed(0)} ms)`);
+  console.log(`longest main-thread task after ready: ${longest.toFixed(0)} ms`);
 }
