@@ -458,30 +458,10 @@ impl Engine {
         to_value(&self.state.borrow().store.classes()).map_err(to_js)
     }
 
-    /// `[{ id, label, name, views }]` of every example (no embeddings).
-    pub fn examples(&self) -> Result<JsValue, JsValue> {
-        #[derive(Serialize)]
-        struct Row<'a> {
-            id: u64,
-            label: &'a str,
-            name: &'a str,
-            views: usize,
-        }
-        let s = self.state.borrow();
-        let names = s.store.class_names();
-        let rows: Vec<Row<'_>> = s
-            .store
-            .examples()
-            .iter()
-            .map(|e| Row { id: e.id, label: names.get(e.class).map_or("", String::as_str), name: &e.name, views: e.views.len() })
-            .collect();
-        to_value(&rows).map_err(to_js)
-    }
-
-    /// Every example as columns, for large projects: `{ ids: Float64Array, classes:
-    /// Uint32Array (indices into classNames), views: Uint32Array, names: string[], classNames:
-    /// string[] }`. Typed arrays cross in one copy each (and the worker transfers them), where a
-    /// row object per example costs a JS call per field.
+    /// Every example (no embeddings) as columns: `{ ids: Float64Array, classes: Uint32Array
+    /// (indices into classNames), views: Uint32Array, names: string[], classNames: string[] }`.
+    /// Typed arrays cross in one copy each (and the worker transfers them); the package builds
+    /// `examples()`' row objects from them on the main thread.
     #[wasm_bindgen(js_name = exampleColumns)]
     pub fn example_columns(&self) -> Result<JsValue, JsValue> {
         let s = self.state.borrow();

@@ -78,11 +78,30 @@ function writeImages(dir, n) {
   return batches;
 }
 
-/** Resident memory (MiB) of Chromium's renderer processes: the page and its worker live there. */
+/**
+ * Resident memory (MiB) of this browser's renderer processes: the page and its worker live
+ * there. Only descendants of our browser count (others may be running Chromium on the machine).
+ */
 function rendererMiB() {
-  let kb = 0;
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  const root = browser.process()?.pid;
+  const parent = new Map();
+  const pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  for (const pid of pids) {
     try {
+      // Field 4 of /proc/PID/stat, after the parenthesised command name.
+      parent.set(Number(pid), Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]));
+    } catch {
+      // The process ended.
+    }
+  }
+  const ours = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (p === root) return true;
+    return false;
+  };
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      if (!ours(Number(pid))) continue;
       const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       if (!cmd.includes('--type=renderer')) continue;
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

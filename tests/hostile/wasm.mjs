@@ -68,7 +68,7 @@ async function workerMain() {
     // later call panic either.
     const classes = engine.classes();
     steps.push(`classes:${classes.length}`);
-    engine.examples();
+    engine.exampleColumns();
     if (engine.hasModel) await step(steps, 'predict', () => engine.predict(probe, 0, 0, undefined, 3, true));
     if (classes.length > 0) {
       await step(steps, 'addImage', () => engine.addImage(classes[0].name, 'probe.png', probe, 0, 0, undefined));

@@ -315,7 +315,6 @@ const OPS = {
     return { ids, indices, rejected };
   },
 
-  examples: () => engine.examples(),
   exampleColumns: () => ({ columns: true, ...engine.exampleColumns() }),
   setAugment: ({ augment }) => engine.setAugment(augment),
   operatingPoint: ({ threshold }) => engine.operatingPoint(threshold),
