@@ -728,6 +728,30 @@ test('dropped and pasted images are added to the chosen class', { timeout: 300_0
   await context.close();
 });
 
+test('300 images in a class: the card counts them all and shows one page of thumbnails; Show more adds pages', { timeout: 300_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(OUT, 'many-'));
+  try {
+    // 300 files: the training images under new names (an image may be added more than once).
+    const sources = fs.readdirSync(path.join(FIX, 'train/bag')).map((f) => path.join(FIX, 'train/bag', f));
+    fs.mkdirSync(path.join(dir, 'many'));
+    for (let i = 0; i < 300; i++) fs.copyFileSync(sources[i % sources.length], path.join(dir, 'many', `img-${String(i).padStart(3, '0')}.png`));
+    const { context, page } = await newPage();
+    await open(page);
+    await page.setInputFiles('#folder-input', dir);
+    await page.waitForFunction(() => document.querySelector('#classes > li:not(.pending) .count')?.textContent === '300 images' && !document.body.dataset.busy, null, { timeout: 240_000 });
+    const strip = async () =>
+      page.$eval('#classes > li:not(.pending)', (li) => ({ slots: li.querySelectorAll('.thumbs li').length, more: li.querySelector('.more-thumbs').hidden ? null : li.querySelector('.more-thumbs').textContent }));
+    assert.deepEqual(await strip(), { slots: 24, more: 'Show more (276 not shown)' }, 'one page of thumbnails, not 300');
+    // The newest images come first.
+    assert.equal(await page.$eval('#classes > li:not(.pending) .thumbs img', (img) => img.alt), 'img-299.png');
+    await page.locator('#classes > li:not(.pending) .more-thumbs').click();
+    assert.deepEqual(await strip(), { slots: 120, more: 'Show more (180 not shown)' });
+    await context.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a class card records webcam frames while its button is held, and uploads into its class', { timeout: 300_000 }, async () => {
   const { context, page } = await newPage();
   await open(page);
