@@ -70,7 +70,9 @@ measure() {
   local label=$1; shift
   local t0 out
   t0=$(date +%s.%N)
-  out=$( { /usr/bin/time -f '%U %S' "$@" > "$WORK/last.log" 2>&1; } 2>&1 | tail -1 ) || {
+  # Bash's `time` keyword, not /usr/bin/time: the command is often a shell function (in_clone).
+  local TIMEFORMAT='%U %S'
+  out=$( { time "$@" > "$WORK/last.log" 2>&1; } 2>&1 | tail -1 ) || {
     echo "build-times.sh: '$label' failed; its output:" >&2; tail -40 "$WORK/last.log" >&2; exit 1; }
   printf 'TOTAL\t%s\t%s\t%s\t%s\n' "$label" "$t0" "$(date +%s.%N)" "$out" >> "$TIMES"
 }
