@@ -658,6 +658,49 @@ describe('headtune in the browser', () => {
     assert.deepEqual(out.labels, ['cat', 'cup']);
   });
 
+  it('every call takes a signal: answers reject when it aborts, edits refuse to start under an aborted one', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { fx } = window;
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
+      await tuner.addImages('cat', await fx.crops('chelsea.png', 2));
+      await tuner.addImages('coffee', await fx.crops('coffee.png', 2));
+      const outcome = (p) => p.then((v) => ({ ok: true, v }), (e) => ({ name: e.name, message: e.message }));
+      const aborted = AbortSignal.abort();
+      const edits = {
+        rename: await outcome(tuner.renameClass('cat', 'kitty', { signal: aborted })),
+        remove: await outcome(tuner.removeClass('coffee', { signal: aborted })),
+        augment: await outcome(tuner.setAugment({ views: 3 }, { signal: aborted })),
+      };
+      const unchanged = { classes: tuner.classes, views: tuner.augment.views };
+      // Answers: rejected at once when the signal aborts while the worker works on them.
+      const ac = new AbortController();
+      const listing = tuner.exampleColumns({ signal: ac.signal });
+      ac.abort();
+      const reads = {
+        columns: await outcome(listing),
+        save: await outcome(tuner.saveProject({ signal: aborted })),
+        model: await outcome(tuner.exportModel({ signal: aborted })),
+      };
+      // A live signal changes nothing; the tuner goes on working after the aborted calls.
+      const live = new AbortController().signal;
+      await tuner.renameClass('cat', 'kitty', { signal: live });
+      const after = { classes: tuner.classes, rows: (await tuner.examples({ signal: live })).length };
+      let bad;
+      try {
+        await tuner.renameClass('kitty', 'cat', { signal: 'soon' });
+      } catch (e) {
+        bad = e.message;
+      }
+      tuner.dispose();
+      return { edits, unchanged, reads, after, bad };
+    });
+    for (const [k, r] of Object.entries(out.edits)) assert.equal(r.name, 'AbortError', `${k}: ${JSON.stringify(r)}`);
+    assert.deepEqual(out.unchanged, { classes: [{ name: 'cat', count: 2 }, { name: 'coffee', count: 2 }], views: 0 }, 'aborted edits changed nothing');
+    for (const [k, r] of Object.entries(out.reads)) assert.equal(r.name, 'AbortError', `${k}: ${JSON.stringify(r)}`);
+    assert.deepEqual(out.after, { classes: [{ name: 'kitty', count: 2 }, { name: 'coffee', count: 2 }], rows: 4 });
+    assert.match(out.bad, /tuner\.renameClass: signal must be an AbortSignal/);
+  });
+
   it('classes can be renamed, merged and removed', { timeout: 60_000 }, async () => {
     const out = await run(async () => {
       const tuner = window.keep.cpu;

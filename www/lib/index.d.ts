@@ -215,6 +215,15 @@ export interface ExampleInfo {
   views: number;
 }
 
+/**
+ * `signal` of the calls without other options. Calls that only answer (listings, files, the
+ * operating point) reject at once when it aborts; quick edits (rename, remove, relabel,
+ * threshold, augmentation) refuse to start under an aborted signal and otherwise complete.
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 /** Every example as columns (`tuner.exampleColumns()`): row i is example i of `examples()`. */
 export interface ExampleColumns {
   ids: Float64Array;
@@ -437,32 +446,32 @@ export declare class Tuner {
   readonly classes: ClassInfo[];
   readonly augment: Required<AugmentOptions>;
   readonly extra: unknown;
-  examples(): Promise<ExampleInfo[]>;
+  examples(options?: CallOptions): Promise<ExampleInfo[]>;
   /** The same as `examples()`, as typed-array columns: compact for large projects. */
-  exampleColumns(): Promise<ExampleColumns>;
+  exampleColumns(options?: CallOptions): Promise<ExampleColumns>;
   addImages(label: string, images: Iterable<ImageInput> | ArrayLike<ImageInput>, options?: AddImagesOptions): Promise<AddImagesResult>;
   /** Augmentation of images added from now on. */
-  setAugment(augment: AugmentOptions): Promise<void>;
+  setAugment(augment: AugmentOptions, options?: CallOptions): Promise<void>;
   /** Sensitivity/specificity of the trained model at `threshold`, with 95 % intervals (two classes). */
-  operatingPoint(threshold: number): Promise<OperatingPoint | null>;
+  operatingPoint(threshold: number, options?: CallOptions): Promise<OperatingPoint | null>;
   /** A plain rename also renames the trained model's label (no retraining needed). */
-  renameClass(from: string, to: string): Promise<void>;
+  renameClass(from: string, to: string, options?: CallOptions): Promise<void>;
   /** Resolves to the number of examples removed. */
-  removeClass(name: string): Promise<number>;
-  removeExample(id: number): Promise<void>;
+  removeClass(name: string, options?: CallOptions): Promise<number>;
+  removeExample(id: number, options?: CallOptions): Promise<void>;
   /** Move an example to another class (created if needed), e.g. to fix a wrong label. */
-  relabelExample(id: number, label: string): Promise<void>;
+  relabelExample(id: number, label: string, options?: CallOptions): Promise<void>;
   train(options?: TrainOptions): Promise<TrainReport>;
   predict(image: ImageInput, options?: PredictOptions): Promise<Predictions>;
   /** The embedding of the image's evaluation view (`features.dim` values). */
   embed(image: ImageInput, options?: { signal?: AbortSignal }): Promise<Float32Array>;
   /** Decide at this threshold from now on (two-class models); resolves to the new decision. */
-  setThreshold(threshold: number): Promise<Decision>;
+  setThreshold(threshold: number, options?: CallOptions): Promise<Decision>;
   /** The trained model's decision (two classes), or null. */
   readonly decision: Decision | null;
   /** The model file: the same format `headtune train/eval/predict` use. */
-  exportModel(): Promise<Uint8Array>;
-  saveProject(options?: { extra?: unknown }): Promise<Uint8Array>;
+  exportModel(options?: CallOptions): Promise<Uint8Array>;
+  saveProject(options?: { extra?: unknown } & CallOptions): Promise<Uint8Array>;
   dispose(): void;
 }
 

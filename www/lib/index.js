@@ -279,9 +279,10 @@ export class Tuner {
   }
 
   /** `[{ id, label, name, views }]` of every example (ids are what removeExample takes). */
-  async examples() {
+  async examples(options) {
+    const { signal } = checkOptions('tuner.examples', options, ['signal']);
     // Built here from the columns: 10,000 rows cost milliseconds this way.
-    const { ids, classes, views, names, classNames } = await this.exampleColumns();
+    const { ids, classes, views, names, classNames } = await this.exampleColumns({ signal });
     return Array.from(ids, (id, i) => ({ id, label: classNames[classes[i]], name: names[i], views: views[i] }));
   }
 
@@ -290,8 +291,8 @@ export class Tuner {
    * (indices into classNames), views: Uint32Array, names: string[], classNames: string[] }`,
    * in the order examples() lists them.
    */
-  async exampleColumns() {
-    const { ids, classes, views, names, classNames } = await this.#channel.call('exampleColumns');
+  async exampleColumns(options) {
+    const { ids, classes, views, names, classNames } = await this.#read('exampleColumns', {}, options);
     return { ids, classes, views, names, classNames };
   }
 
@@ -345,44 +346,44 @@ export class Tuner {
    * Change how augmented views are drawn for images added from now on (images already added
    * keep theirs). Invalid settings reject with the valid ranges.
    */
-  async setAugment(augment) {
+  async setAugment(augment, options) {
     if (augment === null || typeof augment !== 'object') fail('tuner.setAugment: augment must be an object such as { views: 4 }');
-    return this.#channel.call('setAugment', { augment });
+    return this.#edit('setAugment', { augment }, options);
   }
 
   /**
    * Sensitivity and specificity of the trained model's held-out predictions at `threshold`
    * (two classes), with 95 % intervals; null without two-class metrics.
    */
-  async operatingPoint(threshold) {
+  async operatingPoint(threshold, options) {
     if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) fail(`tuner.operatingPoint: threshold is ${JSON.stringify(threshold)}; use a number from 0 to 1`);
-    return this.#channel.call('operatingPoint', { threshold });
+    return this.#read('operatingPoint', { threshold }, options);
   }
 
   /** Rename a class; renaming onto an existing class merges the two. */
-  async renameClass(from, to) {
+  async renameClass(from, to, options) {
     checkString('tuner.renameClass', 'from', from);
     checkString('tuner.renameClass', 'to', to);
-    return this.#channel.call('renameClass', { from, to });
+    return this.#edit('renameClass', { from, to }, options);
   }
 
   /** Delete a class and its examples; resolves to how many examples were removed. */
-  async removeClass(name) {
+  async removeClass(name, options) {
     checkString('tuner.removeClass', 'name', name);
-    return this.#channel.call('removeClass', { name });
+    return this.#edit('removeClass', { name }, options);
   }
 
   /** Delete one example by the id addImages returned. */
-  async removeExample(id) {
+  async removeExample(id, options) {
     if (!Number.isInteger(id) || id < 0) fail(`tuner.removeExample: id is ${JSON.stringify(id)}; use an id from addImages`);
-    return this.#channel.call('removeExample', { id });
+    return this.#edit('removeExample', { id }, options);
   }
 
   /** Move one example (by the id addImages returned) to class `label`, created if needed. */
-  async relabelExample(id, label) {
+  async relabelExample(id, label, options) {
     if (!Number.isInteger(id) || id < 0) fail(`tuner.relabelExample: id is ${JSON.stringify(id)}; use an id from addImages`);
     checkString('tuner.relabelExample', 'label', label);
-    return this.#channel.call('relabelExample', { id, label });
+    return this.#edit('relabelExample', { id, label }, options);
   }
 
   /**
@@ -421,11 +422,11 @@ export class Tuner {
    * decision `{ threshold, rule, sensitivity, specificity, … }` (the operating point read off
    * the validation ROC).
    */
-  async setThreshold(threshold) {
+  async setThreshold(threshold, options) {
     if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) {
       fail(`tuner.setThreshold: threshold is ${JSON.stringify(threshold)}; use a probability from 0 to 1`);
     }
-    return this.#channel.call('setThreshold', { threshold });
+    return this.#edit('setThreshold', { threshold }, options);
   }
 
   /** The trained model's decision threshold and its validation operating point (two classes), or null. */
@@ -434,14 +435,35 @@ export class Tuner {
   }
 
   /** The trained model as a model file (the format the `headtune` CLI reads and writes). */
-  async exportModel() {
-    return this.#channel.call('exportModel');
+  async exportModel(options) {
+    return this.#read('exportModel', {}, options);
   }
 
   /** Everything — classes, embeddings, settings, model, and your `extra` data — as one file. */
   async saveProject(options) {
-    const { extra } = checkOptions('tuner.saveProject', options, ['extra']);
-    return this.#channel.call('saveProject', { extra });
+    const { extra, signal } = checkOptions('tuner.saveProject', options, ['extra', 'signal']);
+    return this.#read('saveProject', { extra }, { signal });
+  }
+
+  /**
+   * A call that only answers (a listing, a file): aborting `signal` rejects it at once with an
+   * AbortError and drops the late answer.
+   */
+  #read(op, args, options) {
+    const { signal } = checkOptions(`tuner.${op}`, options, ['signal']);
+    checkSignal(`tuner.${op}`, signal);
+    return this.#channel.call(op, args, { signal, rejectOnAbort: true });
+  }
+
+  /**
+   * A quick edit (milliseconds in the worker): an already aborted `signal` rejects with an
+   * AbortError and changes nothing; once sent, the edit completes — half an edit is never left
+   * behind and the promise tells what happened.
+   */
+  #edit(op, args, options) {
+    const { signal } = checkOptions(`tuner.${op}`, options, ['signal']);
+    checkSignal(`tuner.${op}`, signal);
+    return this.#channel.call(op, args, { signal });
   }
 
   /** Stop the worker and free its memory. The tuner cannot be used afterwards. */
