@@ -128,12 +128,19 @@ else
     rustup target add wasm32-unknown-unknown
   fi
 
+  BINDGEN_PID=""
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
-    step "installing wasm-bindgen-cli $BINDGEN_VERSION (matches Cargo.lock; ~4 min once)"
+    step "installing wasm-bindgen-cli $BINDGEN_VERSION in the background (matches Cargo.lock; ~4 min once)"
+    # Alongside the wasm build below, which leaves a core idle for much of its critical path
+    # (long chains of dependent crates): on a fresh 2-core machine this saves most of the
+    # install's minutes. Its output goes to a log, shown if it fails.
     # No --locked: the CLI's own lock file pins a crate version the registry no longer serves.
     # --force: cargo's record of installed packages can outlive the binary (a cleaned PATH
     # directory); this runs only when the right version is missing anyway.
-    cargo install --force wasm-bindgen-cli --version "=$BINDGEN_VERSION"
+    mkdir -p "$TOOLS"
+    BINDGEN_LOG="$TOOLS/wasm-bindgen-install.log"
+    cargo install --force wasm-bindgen-cli --version "=$BINDGEN_VERSION" > "$BINDGEN_LOG" 2>&1 &
+    BINDGEN_PID=$!
   fi
 
   # A wasm-opt we trust: $WASM_OPT, else one on PATH that is binaryen ≥ 116, else binaryen 116's
@@ -177,6 +184,15 @@ else
     ${FEATURES:+--features "$FEATURES"}
   echo "   cargo: $(( $(date +%s) - start )) s"
   RAW="$TARGET_DIR/wasm32-unknown-unknown/$PROFILE_DIR/headtune.wasm"
+
+  if [ -n "$BINDGEN_PID" ]; then
+    step "waiting for the wasm-bindgen-cli install"
+    if ! wait "$BINDGEN_PID"; then
+      tail -30 "$BINDGEN_LOG" >&2
+      echo "build.sh: cargo install wasm-bindgen-cli $BINDGEN_VERSION failed (log: $BINDGEN_LOG)" >&2
+      exit 1
+    fi
+  fi
 
   step "wasm-bindgen --target $TARGET"
   mkdir -p "$OUT_DIR"
