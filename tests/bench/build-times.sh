@@ -91,10 +91,16 @@ serve_until_up() {
     sleep 1
   done
   # CPU of the whole process tree so far: the build's children were reaped by build.sh, whose
-  # process became the server (exec), so its cumulative children time is in /proc.
-  cpu=$(awk '{printf "%.2f %.2f", $16/100, $17/100}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo "0 0")
+  # process became the server (exec), so its cumulative children time is in /proc. That process
+  # is a child of the in_clone subshell ($SERVER_PID), so it is found by its command line.
+  local spid
+  spid=$(pgrep -f "serve.py --port $PORT" | head -1)
+  cpu=$(awk '{printf "%.2f %.2f", $16/100, $17/100}' "/proc/$spid/stat" 2>/dev/null || echo "0 0")
   printf 'TOTAL\t%s\t%s\t%s\t%s\n' "$label" "$t0" "$(date +%s.%N)" "$cpu" >> "$TIMES"
-  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  # Stop the server itself (killing the subshell alone left it answering the next measurement).
+  pkill -f "serve.py --port $PORT" || true
+  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  while curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.2; done
 }
 
 # One line of real code in the data path (a no-op at run time that the compiler must see).
