@@ -57,9 +57,12 @@ export async function migrate(extra, s) {
 
 let saveTimer = null;
 let saveSeq = 0;
+/** Changes asked to be saved so far; a save covers those made before it began. */
+let changes = 0;
 
 /** Save the project to this browser soon (changes in quick succession are saved once). */
 export function scheduleSave(state) {
+  changes++;
   state.set({ save: { state: 'pending', text: 'Saving…' } });
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => saveNow(state), 300);
@@ -67,6 +70,7 @@ export function scheduleSave(state) {
 
 async function saveNow(state) {
   const seq = ++saveSeq;
+  const covers = changes;
   try {
     const started = performance.now();
     const bytes = await engine.current().saveProject({ extra: extraData(state.get()) });
@@ -74,7 +78,9 @@ async function saveNow(state) {
     await db.put('project', bytes);
     // For tests/bench/scale.mjs: how long each save took (serialising, storing) and how big it was.
     performance.measure('headtune:save', { start: started, detail: { bytes: bytes.length, serialiseMs: serialised - started } });
-    if (seq !== saveSeq || state.get().save.state !== 'pending') return;
+    // "Saved" only when nothing changed since this save began: a change made while it ran
+    // (a rename during a slow save) is in the next save, not in these bytes.
+    if (seq !== saveSeq || covers !== changes || state.get().save.state !== 'pending') return;
     state.set({ save: { state: 'saved', text: `Saved in this browser at ${new Date().toLocaleTimeString()}.` } });
   } catch (e) {
     if (seq !== saveSeq) return;
