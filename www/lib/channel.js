@@ -120,11 +120,13 @@ export class Channel {
   }
 
   #receive(msg) {
+    // A reply carries only the fields that may have changed (see worker.js); progress and epoch
+    // messages carry none.
+    if (msg.state) this.state = { ...this.state, ...msg.state };
     // A crashed engine (a Rust panic traps the wasm instance) cannot be used again: every pending
     // call rejects with the `EngineCrashed` error, the worker and its memory are freed, and the
     // owner is told so it can open its data again in a fresh instance.
     if (msg.type === 'error' && msg.error?.code === 'EngineCrashed') {
-      if (msg.state) this.state = { ...this.state, ...msg.state };
       const err = rebuild(msg.error);
       this.#worker.terminate();
       this.#die(err);
@@ -148,8 +150,6 @@ export class Channel {
     }
     this.#pending.delete(msg.id);
     call.cleanup();
-    // A reply carries only the fields that may have changed (see worker.js).
-    if (msg.state) this.state = { ...this.state, ...msg.state };
     if (msg.type === 'result') call.resolve(msg.value);
     else call.reject(rebuild(msg.error));
   }

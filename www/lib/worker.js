@@ -61,8 +61,11 @@ function transferables(value) {
   return [];
 }
 
+/** The state before an engine exists. */
+const noEngineState = () => ({ backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} });
+
 /** The last state sent: what a crashed engine's replies carry (the instance is not asked again). */
-let lastState = { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
+let lastState = noEngineState();
 
 /** The engine's state for a reply; `withExtra`: include `extra` (else the last one sent stands). */
 function state(withExtra) {
@@ -72,7 +75,7 @@ function state(withExtra) {
 }
 
 function currentState(withExtra) {
-  if (!engine) return { backend: null, backendReason, classes: [], modelClasses: [], augment: {}, extra: null, features: {} };
+  if (!engine) return noEngineState();
   return {
     backend: engine.backend,
     features: engine.features,
