@@ -194,6 +194,9 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
   await t.test('a folder of sub-folders becomes one class per sub-folder, with thumbnails and progress', async () => {
     await page.setInputFiles('#folder-input', path.join(FIX, 'train'));
     await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 2 && !document.body.dataset.busy, null, { timeout: 300_000 });
+    // Grey-scale images: the auto framing chose the whole image, and the locked control says so.
+    assert.deepEqual(await page.$eval('#framing', (s) => [s.value, s.disabled]), ['full', true]);
+    assert.match(await page.$eval('#framing-note', (e) => e.textContent), /framed as the whole image, squeezed to a square/);
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count]).sort(), [['bag', '24 images'], ['trouser', '24 images']]);
     await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });

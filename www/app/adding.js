@@ -84,6 +84,8 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
         const fresh = r.ids.map((id, k) => ({ id, label, name: files[r.indices[k]].name || `image ${start + r.indices[k] + 1}`, views }));
         state.set({
           classes: tuner.classes,
+          // The first image of a project fixes an `auto` framing: show what the engine chose.
+          features: tuner.features,
           examples: [...s.examples, ...fresh],
           pending: s.pending.filter((p) => p.name !== label),
         });
