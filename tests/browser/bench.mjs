@@ -64,8 +64,7 @@ const median = (v) => {
 
 /** The three-engine table: medians, per-round spread, headtune's ratio to each peer. */
 function printCompare(c) {
-  console.log(`
-three engines, one run: ${c.rounds} interleaved rounds of ≥ ${c.minSeconds} s per engine and batch, medians`);
+  console.log(`\n${c.engines.length} engines, one run: ${c.rounds} interleaved rounds of ≥ ${c.minSeconds} s per engine and batch, medians`);
   console.log('engine                                                      batch   images/s   ms/image   rounds min–max   headtune ÷ this (per round: min–max)');
   for (const batch of c.batches) {
     const h = c.perRound[`headtune/${batch}`];
@@ -105,8 +104,8 @@ try {
   if (result.error) throw new Error(result.error);
   const loadAfter = loadavg();
   console.log(`\nheadtune in ${await browser.version()} (headless), ${(await page.evaluate(() => navigator.hardwareConcurrency))} logical CPUs`);
-  console.log(`host load (/proc/loadavg) before: ${loadBefore}; after: ${loadAfter}\n`);
-  if (result.backends.length) console.log('backend  cold start   batch   images/s   ms/image');
+  console.log(`host load (/proc/loadavg) before: ${loadBefore}; after: ${loadAfter}`);
+  if (result.backends.length) console.log('\nbackend  cold start   batch   images/s   ms/image');
   for (const b of result.backends) {
     if (b.error) {
       console.log(`${b.backend.padEnd(8)} unavailable: ${b.error}`);
