@@ -12,6 +12,8 @@ import { Channel, modules, abortError } from './channel.js';
 
 /** Images converted or embedded ahead of the next one to append, per worker (bounds memory). */
 const AHEAD = 4;
+/** Images appended per round trip to the engine's worker (at most; fewer at the end). */
+const APPEND_BATCH = 4;
 
 /** The extra workers of one Tuner, started on the first addImages that can use them. */
 export class Pool {
@@ -89,33 +91,37 @@ export class Pool {
     const stopped = () => failure !== null || signal?.aborted;
     const window = AHEAD * this.size;
 
-    // Images are appended strictly in input order: a finished image waits for those before it.
-    const flush = () => {
-      while (ready.has(appended)) {
-        const out = ready.get(appended);
+    // Images are appended strictly in input order, a few per round trip (each reply costs the
+    // engine's worker a state read): a finished image waits for those before it.
+    const flush = (force) => {
+      let run = 0;
+      while (ready.has(appended + run)) run++;
+      if (run === 0 || (run < APPEND_BATCH && !force)) return wake();
+      const batch = [];
+      for (let k = 0; k < run; k++, appended++) {
+        batch.push({ index: appended, out: ready.get(appended) });
         ready.delete(appended);
-        const index = appended++;
-        const name = out.rejected?.name ?? out.image.name;
-        if (out.rejected) {
-          tail = tail.then(() => result.rejected.push(out.rejected));
-        } else {
-          const item = { index, plan, views: out.views, image: out.image };
-          const transfer = [out.views.buffer, (out.image.bytes ?? out.image.rgba).buffer];
-          // Posted now (the worker keeps the order); merged into `result` in order.
-          const answer = engine.call('appendViews', { label, items: [item] }, { transfer, signal });
-          tail = tail.then(() => answer).then((r) => {
+      }
+      const items = batch.filter((b) => !b.out.rejected).map(({ index, out }) => ({ index, plan, views: out.views, image: out.image }));
+      const transfer = items.flatMap((it) => [it.views.buffer, (it.image.bytes ?? it.image.rgba).buffer]);
+      // Posted now (the worker keeps the order); merged into `result` in order.
+      const answer = items.length ? engine.call('appendViews', { label, items }, { transfer, signal }) : null;
+      tail = tail
+        .then(() => answer)
+        .then((r) => {
+          for (const b of batch) if (b.out.rejected) result.rejected.push(b.out.rejected);
+          if (r) {
             result.added += r.ids.length;
             result.ids.push(...r.ids);
             result.indices.push(...r.indices);
             result.rejected.push(...r.rejected);
-          });
-        }
-        tail = tail.then(() => report(index + 1, name));
-        tail.catch((e) => {
-          failure ??= e;
-          wake();
+          }
+          for (const b of batch) report(b.index + 1, b.out.rejected?.name ?? b.out.image.name);
         });
-      }
+      tail.catch((e) => {
+        failure ??= e;
+        wake();
+      });
       wake();
     };
 
@@ -159,13 +165,17 @@ export class Pool {
       }
     };
 
+    // Two images in flight per worker: the next one waits in the worker's queue while the
+    // current one is embedded, so no worker idles through a round trip.
+    const both = (channel, slot) => Promise.all([work(channel, slot), work(channel, slot)]);
     const helpers = this.#start(weightsUrl).map(async (ready, i) => {
       const channel = await ready;
-      if (channel !== null) await work(channel, i + 1);
+      if (channel !== null) await both(channel, i + 1);
     });
-    await Promise.all([work(engine, 0), ...helpers]);
+    await Promise.all([both(engine, 0), ...helpers]);
     // Images given back by a worker that left after the others had finished.
     if (retry.length) await work(engine, 0);
+    flush(true);
     await tail.catch(() => {});
     if (failure) throw failure;
     if (signal?.aborted) throw abortError(signal);
