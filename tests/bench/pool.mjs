@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHROMIUM_ARGS, ROOT, serveStatic } from '../chromium.mjs';
+import { treeCpuSeconds, generateJpegs, median } from './generate.mjs';
 
 const { chromium } = await import(path.join(ROOT, 'tests/browser/node_modules/playwright-core/index.mjs'));
 
@@ -30,78 +31,6 @@ const ROUNDS = Number(values.rounds);
 const CONFIGS = values.workers.split(',').map(Number);
 const VIEWS = Number(values.views);
 
-/** CPU seconds (user + system) used so far by every process descended from this one. */
-export function treeCpuSeconds(root = process.pid) {
-  const tick = 100; // USER_HZ on Linux
-  const procs = new Map();
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      procs.set(Number(pid), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / tick });
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  const inTree = (pid) => {
-    for (let p = pid; p > 1; p = procs.get(p)?.ppid ?? 0) if (p === root) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [pid, p] of procs) if (pid !== root && inTree(pid)) total += p.cpu;
-  return total;
-}
-
-/** CPU seconds by thread name over the browser's processes (where the time goes). */
-function threadCpu(root = process.pid) {
-  const out = {};
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let ppid;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch {
-      continue;
-    }
-    if (ppid !== root && !isDescendant(Number(pid), root)) continue;
-    let tasks = [];
-    try {
-      tasks = fs.readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tasks) {
-      try {
-        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
-      } catch {
-        // the thread ended meanwhile
-      }
-    }
-  }
-  return out;
-}
-
-function isDescendant(pid, root) {
-  for (let p = pid, i = 0; p > 1 && i < 64; i++) {
-    if (p === root) return true;
-    try {
-      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch {
-      return false;
-    }
-  }
-  return false;
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 const log = path.join(os.tmpdir(), `headtune-pool-bench-${process.pid}.log`);
 const { url, proc } = await serveStatic({ root: ROOT, log });
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
@@ -112,8 +41,11 @@ try {
   await page.waitForFunction(() => window.harnessReady === true, null, { timeout: 30000 });
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   console.log(`${N} generated JPEGs of ~1 MP, ${ROUNDS} interleaved rounds of workers ${CONFIGS.join(' / ')}, augmented views ${VIEWS}; navigator.hardwareConcurrency = ${cores}, os.cpus() = ${os.cpus().length}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  await page.evaluate(async ({ n, configs, views }) => {
-    window.bench = { images: await generateImages(n), tuners: {} };
+  const images = [];
+  await generateJpegs(page, N, (i, bytes) => images.push(bytes.toString('base64')));
+  await page.evaluate(async ({ n, configs, views, images }) => {
+    const files = images.map((b64, i) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], `gen-${i}.jpg`, { type: 'image/jpeg' }));
+    window.bench = { images: files, tuners: {} };
     for (const workers of configs) {
       const tuner = await window.headtune.Tuner.create({ backend: 'cpu', workers, augment: { views } });
       // Warm-up: the crop decided, the pool started, everything allocated once.
@@ -121,39 +53,7 @@ try {
       await window.testing.pool(tuner);
       window.bench.tuners[workers] = tuner;
     }
-
-    /** `n` seeded photo-like JPEGs of 1152×864 (~1 MP): gradients, shapes and noise. */
-    async function generateImages(count) {
-      let seed = 12345;
-      const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-      const out = [];
-      for (let i = 0; i < count; i++) {
-        const canvas = new OffscreenCanvas(1152, 864);
-        const ctx = canvas.getContext('2d');
-        const g = ctx.createLinearGradient(0, 0, 1152, 864);
-        g.addColorStop(0, `hsl(${rand() * 360},60%,${30 + rand() * 40}%)`);
-        g.addColorStop(1, `hsl(${rand() * 360},60%,${30 + rand() * 40}%)`);
-        ctx.fillStyle = g;
-        ctx.fillRect(0, 0, 1152, 864);
-        for (let k = 0; k < 40; k++) {
-          ctx.fillStyle = `hsla(${rand() * 360},70%,${20 + rand() * 60}%,0.7)`;
-          ctx.beginPath();
-          ctx.arc(rand() * 1152, rand() * 864, 10 + rand() * 200, 0, 2 * Math.PI);
-          ctx.fill();
-        }
-        const px = ctx.getImageData(0, 0, 1152, 864);
-        for (let p = 0; p < px.data.length; p += 4) {
-          const d = (rand() - 0.5) * 24;
-          px.data[p] += d;
-          px.data[p + 1] += d;
-          px.data[p + 2] += d;
-        }
-        ctx.putImageData(px, 0, 0);
-        out.push(new File([await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.9 })], `gen-${i}.jpg`, { type: 'image/jpeg' }));
-      }
-      return out;
-    }
-  }, { n: N, configs: CONFIGS, views: VIEWS });
+  }, { n: N, configs: CONFIGS, views: VIEWS, images });
   const bytes = await page.evaluate(() => window.bench.images.reduce((s, f) => s + f.size, 0));
   console.log(`images: ${(bytes / N / 1024).toFixed(0)} KiB each on average`);
 
@@ -161,7 +61,6 @@ try {
   for (let r = 0; r < ROUNDS; r++) {
     for (const workers of CONFIGS) {
       const cpu0 = treeCpuSeconds();
-      const threads0 = process.env.THREADS ? threadCpu() : {};
       const seconds = await page.evaluate(async (w) => {
         const t0 = performance.now();
         const out = await window.bench.tuners[w].addImages(`round`, window.bench.images);
@@ -169,10 +68,6 @@ try {
         return (performance.now() - t0) / 1000;
       }, workers);
       const cpu = treeCpuSeconds() - cpu0;
-      if (process.env.THREADS) {
-        const t1 = threadCpu();
-        console.log('    ' + Object.entries(t1).map(([k, v]) => [k, v - (threads0[k] ?? 0)]).filter(([, v]) => v > 0.05).map(([k, v]) => `${k} ${(1000 * v / N).toFixed(0)}`).join(', '));
-      }
       runs[workers].push({ rate: N / seconds, cpuPerImage: (1000 * cpu) / N });
       console.log(`  round ${r + 1}, workers ${workers}: ${(N / seconds).toFixed(1)} images/s, ${((1000 * cpu) / N).toFixed(0)} ms CPU per image, load ${os.loadavg()[0].toFixed(1)}`);
     }

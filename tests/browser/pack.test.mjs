@@ -16,7 +16,7 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
     const [info] = JSON.parse(out);
     const files = info.files.map((f) => f.path).sort();
-    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
+    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/pool.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     assert.ok(!files.some((f) => f.endsWith('.sh') || f.endsWith('.py')), 'no build scripts in the tarball');
