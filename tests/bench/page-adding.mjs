@@ -74,6 +74,9 @@ try {
     await page.addInitScript(() => {
       window.__longTasks = [];
       new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
+      // Long animation frames name the scripts behind them: what a long task was.
+      window.__frames = [];
+      new PerformanceObserver((list) => window.__frames.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration, scripts: e.scripts.map((x) => `${x.invoker} ${x.sourceFunctionName}@${x.sourceURL.split('/').pop()}:${x.sourceCharPosition} ${x.duration.toFixed(0)}ms`) })))).observe({ type: 'long-animation-frame', buffered: true });
     });
     await page.goto(`${url}/www/?backend=cpu`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
@@ -86,6 +89,7 @@ try {
     const cpu = treeCpuSeconds() - cpu0;
     const threads = threadBreakdown(threads0, threadCpuSeconds(), N);
     const tasks = await page.evaluate(([a, b]) => window.__longTasks.filter((t) => t.start >= a && t.start <= b), [t0, t1]);
+    if (process.env.FRAMES) console.log(await page.evaluate(([a, b]) => window.__frames.filter((t) => t.start >= a && t.start <= b && t.ms > 50).map((f) => `${(f.start - a).toFixed(0)} ms: ${f.ms.toFixed(0)} ms ${f.scripts.join('; ')}`).join('\n'), [t0, t1]));
     await context.close();
     return { rate: N / ((t1 - t0) / 1000), cpuMs: (1000 * cpu) / N, tasks, threads };
   }
