@@ -28,7 +28,7 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     assert.deepEqual(JSON.parse(mod), ['BACKBONES', 'BACKENDS', 'CROPS', 'Classifier', 'POOLINGS', 'Tuner', 'preload']);
     // The test hooks are a separate entry point, not part of the app API.
     const hooks = execFileSync('node', ['--input-type=module', '-e', "const m = await import('headtune/testing'); console.log(JSON.stringify(Object.keys(m).sort()))"], { cwd: app, encoding: 'utf8' });
-    assert.deepEqual(JSON.parse(hooks), ['benchmark', 'memory', 'simulateBackendFailure', 'simulatePanic']);
+    assert.deepEqual(JSON.parse(hooks), ['benchmark', 'memory', 'pool', 'simulateBackendFailure', 'simulatePanic']);
     assert.match(fs.readFileSync(path.join(app, 'node_modules/headtune/LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
     // Only Lite0's weights ship (Lite1/Lite2 are hosted by whoever wants them: README).
     assert.ok(!files.some((f) => /lite[12]\.safetensors$/.test(f)), 'no Lite1/Lite2 weights in the tarball');
