@@ -157,7 +157,12 @@ async function start(where, opts, allowed, what) {
   if (opts.signal?.aborted) throw abortError(opts.signal);
   const key = wasmUrl ?? '';
   const module = modules.get(key);
-  const channel = new Channel({ workerUrl, onCrash: opts.onCrash });
+  // A crashed engine closes its instance: the pool's workers go with it.
+  const onCrash = (e) => {
+    channel.pool?.dispose();
+    opts.onCrash?.(e);
+  };
+  const channel = new Channel({ workerUrl, onCrash });
   try {
     const transfer = what.bytes ? [what.bytes.buffer] : [];
     const args = { backend, modelUrl, defaultModelUrls, wasmUrl, module, features, augment: opts.augment, ...what };
