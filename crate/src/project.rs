@@ -378,7 +378,7 @@ impl Blob<'_> {
 }
 
 /// The metadata as JSON, refused when the reader would refuse it.
-fn meta_json<T: Serialize>(meta: &T) -> Result<Vec<u8>> {
+pub(crate) fn meta_json<T: Serialize>(meta: &T) -> Result<Vec<u8>> {
     let json = serde_json::to_vec(meta).map_err(|e| Error::ModelFile(format!("cannot write the metadata: {e}")))?;
     if json.len() > MAX_META {
         return Err(Error::ModelFile(format!(
@@ -392,7 +392,7 @@ fn meta_json<T: Serialize>(meta: &T) -> Result<Vec<u8>> {
 
 /// Settings read from a file pass the same checks as settings given through the API: an
 /// `augment.minArea` of 5 once panicked the engine on the next image, `views: 1e9` exhausted it.
-fn check_settings(training: Option<&TrainConfig>, augment: Option<&AugmentConfig>) -> Result<()> {
+pub(crate) fn check_settings(training: Option<&TrainConfig>, augment: Option<&AugmentConfig>) -> Result<()> {
     let file = |e: Error| match e {
         Error::InvalidArgument(m) => Error::ModelFile(format!("the file's settings are invalid: {m}")),
         other => other,
@@ -418,7 +418,7 @@ fn check_metrics(m: &Metrics, classes: usize) -> Result<()> {
     Ok(())
 }
 
-fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Result<Vec<u8>> {
+pub(crate) fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(8 + 8 + meta.len() + 8 + blob.len() * 4 + 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -467,8 +467,14 @@ fn v1_spec(id: &str, what: &str) -> Result<FeatureSpec> {
     Ok(FeatureSpec::v1())
 }
 
-/// Check framing and checksum; return (version, kind, meta bytes, blob values).
+/// Check framing and checksum of a model or project file; return (version, kind, meta bytes,
+/// blob values).
 fn decode(bytes: &[u8]) -> Result<(u16, u8, &[u8], Vec<f32>)> {
+    decode_kinds(bytes, &[KIND_MODEL, KIND_PROJECT])
+}
+
+/// [`decode`] for a container of one of `kinds` (model and project files, or project parts).
+pub(crate) fn decode_kinds<'a>(bytes: &'a [u8], kinds: &[u8]) -> Result<(u16, u8, &'a [u8], Vec<f32>)> {
     let bad = |m: &str| Error::ModelFile(m.to_string());
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(bad("not a headtune file (wrong magic bytes)"));
@@ -503,7 +509,7 @@ fn decode(bytes: &[u8]) -> Result<(u16, u8, &[u8], Vec<f32>)> {
         return Err(bad("the reserved header byte is not 0: the file is damaged or from an unknown writer"));
     }
     let kind = bytes[10];
-    if kind != KIND_MODEL && kind != KIND_PROJECT {
+    if !kinds.contains(&kind) {
         return Err(Error::ModelFile(format!("unknown file kind {kind}")));
     }
     let blob = blob_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
