@@ -36,7 +36,8 @@ use crate::project::{check_settings, decode_kinds, encode, meta_json, Model, Pro
 use crate::store::{AugmentConfig, Example, Store};
 use crate::train::TrainConfig;
 
-const KIND_HEAD: u8 = 3;
+/// Kind of the head part (which, like a project file, says how the embeddings were made).
+pub(crate) const KIND_HEAD: u8 = 3;
 const KIND_LABELS: u8 = 4;
 const KIND_EXTRA: u8 = 5;
 const KIND_CHUNK: u8 = 6;

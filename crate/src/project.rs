@@ -435,8 +435,8 @@ pub(crate) fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The features a model or project file was made with, and whether it is a project, read from
-/// the metadata alone (checksum included) — so a caller can load the right backbone first.
+/// The features a model or project file (or a stored project's head part) was made with, and
+/// whether it is a project, read from the metadata alone (checksum included) — so a caller can load the right backbone first.
 ///
 /// # Errors
 /// [`Error::ModelFile`] as for [`Model::from_bytes`].
@@ -449,14 +449,15 @@ pub fn file_features(bytes: &[u8]) -> Result<(bool, FeatureSpec)> {
         #[serde(default)]
         backbone: Option<String>,
     }
-    let (version, kind, meta, _) = decode(bytes)?;
+    // The head part of a project stored as parts (`parts.rs`) names its features the same way.
+    let (version, kind, meta, _) = decode_kinds(bytes, &[KIND_MODEL, KIND_PROJECT, crate::parts::KIND_HEAD])?;
     let head: Head = serde_json::from_slice(meta).map_err(|e| Error::ModelFile(format!("metadata is malformed: {e}")))?;
     let spec = match (version, head.features, head.backbone) {
         (OLDEST, _, Some(id)) => v1_spec(&id, "made with")?,
         (_, Some(spec), _) if version > OLDEST => spec,
         _ => return Err(Error::ModelFile("the metadata does not say how the features were made (\"features\")".into())),
     };
-    Ok((kind == KIND_PROJECT, spec))
+    Ok((kind != KIND_MODEL, spec))
 }
 
 /// What a version-1 file's backbone id means: [`FeatureSpec::v1`], if the id is Lite0's.

@@ -13,15 +13,16 @@
 
 import { parseArgs } from 'node:util';
 import { startServer, launch, openHarness } from '../browser/helpers.mjs';
+import { growProject } from '../grow-project.mjs';
 
 const { values } = parseArgs({ options: { examples: { type: 'string', default: '10000' }, page: { type: 'boolean', default: false } } });
 const N = Number(values.examples);
 
 /**
  * In the page: a project file of `n` examples (two classes), grown from a 4-image project made
- * with `Tuner` (the embeddings copied with a little noise). Resolves to its bytes.
+ * with `Tuner` (tests/grow-project.mjs, whose source `grow` is). Resolves to its bytes.
  */
-async function bigProject(n, Tuner) {
+async function bigProject(n, Tuner, grow) {
   // Four different synthetic pictures (gradients and stripes), as ImageData.
   const picture = (k) => {
     const side = 96;
@@ -38,39 +39,7 @@ async function bigProject(n, Tuner) {
   await tuner.addImages('coffee', [picture(2), picture(3)]);
   const small = await tuner.saveProject();
   tuner.dispose();
-
-  // The project file: magic, version, kind, reserved, meta_len, meta, blob_len, blob, crc32.
-  const dv = new DataView(small.buffer, small.byteOffset);
-  const metaLen = dv.getUint32(12, true);
-  const meta = JSON.parse(new TextDecoder().decode(small.subarray(16, 16 + metaLen)));
-  const blobAt = 16 + metaLen + 8;
-  const dim = meta.features.dim ?? 1280;
-  const seeds = new Float32Array(small.buffer.slice(small.byteOffset + blobAt, small.byteOffset + blobAt + 4 * dim * 4));
-  const examples = [];
-  const blob = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    const k = i % 4;
-    examples.push({ id: i, class: k < 2 ? 0 : 1, name: `image-${String(i).padStart(5, '0')}.png`, views: 1 });
-    for (let j = 0; j < dim; j++) blob[i * dim + j] = seeds[k * dim + j] * (1 + 0.05 * Math.sin(i * 7.1 + j));
-  }
-  const big = { ...meta, examples };
-  const metaBytes = new TextEncoder().encode(JSON.stringify(big));
-  const bytes = new Uint8Array(16 + metaBytes.length + 8 + blob.byteLength + 4);
-  bytes.set(small.subarray(0, 12));
-  const w = new DataView(bytes.buffer);
-  w.setUint32(12, metaBytes.length, true);
-  bytes.set(metaBytes, 16);
-  w.setBigUint64(16 + metaBytes.length, BigInt(blob.length), true);
-  bytes.set(new Uint8Array(blob.buffer), 16 + metaBytes.length + 8);
-  const table = Array.from({ length: 256 }, (_, c) => {
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length - 4; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  w.setUint32(bytes.length - 4, (c ^ 0xffffffff) >>> 0, true);
-
-  return bytes;
+  return eval(`(${grow})`)(small, n);
 }
 
 const server = await startServer();
@@ -81,9 +50,9 @@ try {
     process.exit(0);
   }
   const page = await openHarness(browser, server.url);
-  const out = await page.evaluate(async ([n, source]) => {
+  const out = await page.evaluate(async ([n, source, grow]) => {
     const { Tuner } = window.headtune;
-    const bytes = await eval(`(${source})`)(n, Tuner);
+    const bytes = await eval(`(${source})`)(n, Tuner, grow);
     const time = async (f) => {
       const t = performance.now();
       const v = await f();
@@ -106,7 +75,7 @@ try {
     res.examplesAfterReport = (await time(() => big2.examples()))[0];
     big2.dispose();
     return res;
-  }, [N, bigProject.toString()]);
+  }, [N, bigProject.toString(), growProject.toString()]);
   console.log(`headtune package at ${N} synthetic examples (CPU backend): project file ${(out.bytes / 2 ** 20).toFixed(1)} MiB`);
   for (const [k, v] of Object.entries(out)) if (k !== 'bytes') console.log(`${k.padEnd(20)} ${typeof v === 'number' && k !== 'listed' ? `${v.toFixed(0)} ms` : v}`);
 } finally {
@@ -124,9 +93,9 @@ async function pageRun() {
   });
   await page.goto(`${server.url}/www/?backend=cpu`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-  await page.evaluate(async ([n, source]) => {
+  await page.evaluate(async ([n, source, grow]) => {
     const { Tuner } = await import('/www/lib/index.js');
-    const bytes = await eval(`(${source})`)(n, Tuner);
+    const bytes = await eval(`(${source})`)(n, Tuner, grow);
     await new Promise((resolve, reject) => {
       const req = indexedDB.open('headtune');
       req.onsuccess = () => {
@@ -140,7 +109,7 @@ async function pageRun() {
       };
       req.onerror = () => reject(req.error);
     });
-  }, [N, bigProject.toString()]);
+  }, [N, bigProject.toString(), growProject.toString()]);
   console.log(`stored a ${N}-example project; reloading …`);
   const t0 = Date.now();
   await page.reload();

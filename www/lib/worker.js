@@ -37,7 +37,7 @@ self.onmessage = (e) => {
 let crashed = null;
 
 /** The calls after which `extra` may differ from what the main thread holds. */
-const SETS_EXTRA = new Set(['init', 'saveProject']);
+const SETS_EXTRA = new Set(['init', 'saveProject', 'saveParts']);
 
 async function handle({ id, op, args }) {
   try {
@@ -58,6 +58,7 @@ async function handle({ id, op, args }) {
 function transferables(value) {
   if (value instanceof Uint8Array || value instanceof Float32Array) return [value.buffer];
   if (value?.columns) return [value.ids.buffer, value.classes.buffer, value.views.buffer];
+  if (value?.put) return value.put.map(([, bytes]) => bytes.buffer);
   return [];
 }
 
@@ -84,7 +85,7 @@ function currentState(withExtra) {
     classes: engine.classes(),
     modelClasses: engine.modelClasses,
     augment: engine.augment,
-    ...(withExtra ? { extra: engine.extra } : {}),
+    ...(withExtra ? { extra: engine.extra, savedGeneration: engine.savedGeneration ?? null } : {}),
   };
 }
 
@@ -224,6 +225,8 @@ async function makeEngine(kind, weights, backend, bytes, features) {
       return Engine.loadProject(weights, backend, bytes);
     case 'model':
       return Engine.loadModel(weights, backend, bytes);
+    case 'parts':
+      return Engine.loadParts(weights, backend, bytes);
     default:
       return Engine.create(weights, backend, features);
   }
@@ -260,7 +263,7 @@ const OPS = {
     } else {
       // A project or model names its backbone: read it from the file before fetching weights.
       compiled = await loadWasm({ module, wasmUrl }, progress);
-      const { backbone } = fileFeatures(bytes);
+      const { backbone } = fileFeatures(kind === 'parts' ? bytes.head ?? new Uint8Array() : bytes);
       weights = await fetchWeights(modelUrl ?? defaultModelUrls[backbone], progress);
     }
     let choice = backend;
@@ -339,6 +342,7 @@ const OPS = {
   exportModel: () => engine.exportModel(),
   setThreshold: ({ threshold }) => engine.setThreshold(threshold),
   saveProject: ({ extra }) => engine.saveProject(extra),
+  saveParts: ({ extra, since }) => engine.saveParts(extra, since ?? undefined),
 
   async benchmark({ bytes, batch, rounds }) {
     await engine.embedBatch(bytes, batch, 1); // warm-up: shader compilation, allocations
