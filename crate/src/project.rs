@@ -427,8 +427,12 @@ pub(crate) fn encode(kind: u8, meta: &[u8], blob: &[f32]) -> Result<Vec<u8>> {
     out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     out.extend_from_slice(meta);
     out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
-    for v in blob {
-        out.extend_from_slice(&v.to_le_bytes());
+    // Sized once and filled in place: pushing 4 bytes at a time (capacity checked on each push)
+    // took half a second for the 12.8 M values of a 10,000-image project in the browser.
+    let at = out.len();
+    out.resize(at + blob.len() * 4, 0);
+    for (dst, v) in out[at..].chunks_exact_mut(4).zip(blob) {
+        dst.copy_from_slice(&v.to_le_bytes());
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
