@@ -403,8 +403,3 @@ fn check_exportable(s: &Snapshot, store: &Store) -> Result<()> {
     }
     Ok(())
 }
-
-/// Whether `key` names a part of a stored project (so a caller can tell them from its own).
-pub fn is_part_key(key: &str) -> bool {
-    [HEAD, LABELS, MODEL, EXTRA].contains(&key) || key.strip_prefix(CHUNK_PREFIX).is_some_and(|n| n.parse::<u64>().is_ok())
-}

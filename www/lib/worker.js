@@ -6,7 +6,7 @@
 // `state` (backend, reason, classes, …) lets the main thread answer getters without a round trip.
 // It holds only the fields that may have changed (the main thread merges it): `extra` — an
 // app's data, which can be a large training report — is read and sent only after the calls that
-// set it (init, saveProject), so every other reply costs the same at 10 or 10,000 examples.
+// set it (init, saveProject, saveParts), so every other reply costs the same at 10 or 10,000 examples.
 
 import init, { Engine, fileFeatures } from '../pkg/headtune.js';
 
