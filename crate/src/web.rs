@@ -327,6 +327,23 @@ impl Engine {
         })
     }
 
+    /// An engine holding a loaded `project` (with its features), whose storage holds what
+    /// `parts` says.
+    async fn holding(weights: Vec<u8>, backend: &str, project: Project, parts: Tracker) -> Result<Self> {
+        let spec = *project.store.spec();
+        let engine = Self::new(weights, backend, |_| Ok(spec)).await?;
+        {
+            let mut s = engine.state.borrow_mut();
+            s.store = project.store;
+            s.augment = project.augment;
+            s.training = project.training;
+            s.model = project.model;
+            s.extra = project.extra;
+            s.parts = parts;
+        }
+        Ok(engine)
+    }
+
     fn promise<T, Fut>(&self, f: impl FnOnce(Rc<RefCell<State>>) -> Fut) -> Promise
     where
         T: IntoJs,
@@ -355,17 +372,7 @@ impl Engine {
     #[wasm_bindgen(js_name = loadProject)]
     pub async fn load_project(weights: Vec<u8>, backend: String, project: Vec<u8>) -> Result<Engine, JsValue> {
         let project = Project::from_bytes(&project).map_err(to_js)?;
-        let spec = *project.store.spec();
-        let engine = Self::new(weights, &backend, |_| Ok(spec)).await.map_err(to_js)?;
-        {
-            let mut s = engine.state.borrow_mut();
-            s.store = project.store;
-            s.augment = project.augment;
-            s.training = project.training;
-            s.model = project.model;
-            s.extra = project.extra;
-        }
-        Ok(engine)
+        Self::holding(weights, &backend, project, Tracker::default()).await.map_err(to_js)
     }
 
     /// An engine restored from a project stored as parts (an object of `saveParts`' records by
@@ -376,18 +383,7 @@ impl Engine {
         let parts = parts_from_js(&parts).map_err(to_js)?;
         let (project, tracker) = Tracker::load(&parts).map_err(to_js)?;
         drop(parts);
-        let spec = *project.store.spec();
-        let engine = Self::new(weights, &backend, |_| Ok(spec)).await.map_err(to_js)?;
-        {
-            let mut s = engine.state.borrow_mut();
-            s.store = project.store;
-            s.augment = project.augment;
-            s.training = project.training;
-            s.model = project.model;
-            s.extra = project.extra;
-            s.parts = tracker;
-        }
-        Ok(engine)
+        Self::holding(weights, &backend, project, tracker).await.map_err(to_js)
     }
 
     /// The generation of the parts this engine was loaded from (`loadParts`), else `null`: pass

@@ -8,6 +8,9 @@ use headtune::predict::Classifier;
 use headtune::project::{Model, Project, MAX_META};
 use headtune::store::{AugmentConfig, Store};
 
+mod common;
+use common::with_meta;
+
 fn model(classes: &[&str]) -> Model {
     let d_out = classes.len();
     let output = DenseWeights { d_in: 1280, d_out, weight: (0..1280 * d_out).map(|i| (i as f32 * 0.37).sin() * 0.01).collect(), bias: vec![0.0; d_out] };
@@ -222,21 +225,6 @@ fn load_error(parts: &Parts) -> String {
     }
 }
 
-/// Re-encode a part with edited JSON (valid lengths and checksum), as a crafted record would be.
-fn edit_json(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-    let mut meta: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).expect("json");
-    edit(&mut meta);
-    let meta = serde_json::to_vec(&meta).expect("json");
-    let mut out = bytes[..12].to_vec();
-    out.extend((meta.len() as u32).to_le_bytes());
-    out.extend(&meta);
-    out.extend(&bytes[16 + len..bytes.len() - 4]);
-    let crc = crc32fast::hash(&out);
-    out.extend(crc.to_le_bytes());
-    out
-}
-
 #[test]
 fn damaged_or_inconsistent_parts_are_refused_with_their_reason() {
     let p = project(20);
@@ -264,18 +252,18 @@ fn damaged_or_inconsistent_parts_are_refused_with_their_reason() {
     })
     .contains("unknown file kind"));
     let m = with("labels", &|p| {
-        let l = edit_json(&p["labels"], |j| j["ids"][0] = serde_json::json!(77));
+        let l = with_meta(&p["labels"], |j| j["ids"][0] = serde_json::json!(77));
         p.insert("labels".into(), l);
     });
     assert!(m.contains("embeddings of example 77 are missing"), "{m}");
     assert!(with("twice", &|p| {
-        let h = edit_json(&p["head"], |j| j["chunks"] = serde_json::json!([0, 0]));
+        let h = with_meta(&p["head"], |j| j["chunks"] = serde_json::json!([0, 0]));
         p.insert("head".into(), h);
     })
     .contains("chunk 0"));
     // What a project file's reader refuses, the parts' reader refuses: bad settings, NaN.
     let m = with("settings", &|p| {
-        let h = edit_json(&p["head"], |j| j["augment"]["views"] = serde_json::json!(1_000_000_000));
+        let h = with_meta(&p["head"], |j| j["augment"]["views"] = serde_json::json!(1_000_000_000));
         p.insert("head".into(), h);
     });
     assert!(m.contains("settings are invalid"), "{m}");
