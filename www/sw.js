@@ -3,7 +3,7 @@
 // Network first (so a rebuilt page is picked up at once), falling back to the cached copy when
 // the network is gone. Only same-origin GETs are handled — the page makes no other requests.
 
-const CACHE = 'headtune-v3';
+const CACHE = 'headtune-v4';
 const FILES = [
   './',
   'index.html',
@@ -14,6 +14,8 @@ const FILES = [
   'app/framing.js',
   'app/store.js',
   'app/thumbs.js',
+  'app/thumbs-worker.js',
+  'app/thumbs-draw.js',
   'app/files.js',
   'app/camera.js',
   'app/classes.js',
@@ -29,6 +31,7 @@ const FILES = [
   'lib/index.js',
   'lib/channel.js',
   'lib/images.js',
+  'lib/pool.js',
   'lib/worker.js',
   'pkg/headtune.js',
   'pkg/headtune_bg.wasm',

@@ -457,15 +457,9 @@ impl Engine {
     #[wasm_bindgen(js_name = addImage)]
     pub fn add_image(&self, label: String, name: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
         self.promise(move |state| async move {
-            // The seed of an image's views comes from its content, so re-adding the same file
-            // gives the same views whatever the order.
-            let seed = match (&bytes, &rgba) {
-                (Some(b), _) => fingerprint(b),
-                (None, Some(px)) => fingerprint(px),
-                (None, None) => 0,
-            };
+            let seed = view_seed(bytes.as_deref(), rgba.as_deref());
             let img = decode_input(bytes, width, height, rgba)?;
-            let (augment, spec) = {
+            let plan = {
                 let mut s = state.borrow_mut();
                 // An `auto` crop is decided by the first image of an empty store, for all of them:
                 // one dataset, one framing (`features` then tells which).
@@ -473,14 +467,58 @@ impl Engine {
                     let (resolved, _, _) = s.store.spec().resolve_auto([&img]);
                     s.store.respec(resolved)?;
                 }
-                (s.augment.clone(), *s.store.spec())
+                ViewPlan { spec: *s.store.spec(), augment: s.augment.clone() }
             };
-            let (img, augment, spec) = (&img, &augment, &spec);
-            let views = with_backbone(&state, |bb| async move { embed_views(&bb, spec, img, augment, seed).await }).await?;
+            let (img, plan) = (&img, &plan);
+            let views = with_backbone(&state, |bb| async move { embed_views(&bb, &plan.spec, img, &plan.augment, seed).await }).await?;
             let id = state.borrow_mut().store.add(&label, &name, views)?;
             // Ids are < 2^53 in any store a browser can hold, so they are exact as JS numbers.
             Ok(id as f64)
         })
+    }
+
+    /// How the next added image's views would be made, as an opaque string for
+    /// [`Embedder::embed_views`] (other workers embed, this engine appends with
+    /// [`Engine::add_views`]); `undefined` while the next image still decides the framing (an
+    /// `auto` crop on an empty store): add that one with `addImage`.
+    #[wasm_bindgen(getter, js_name = viewPlan)]
+    pub fn view_plan(&self) -> Result<Option<String>, JsValue> {
+        let s = self.state.borrow();
+        if s.store.is_empty() && s.store.spec().crop() == Crop::Auto {
+            return Ok(None);
+        }
+        ViewPlan { spec: *s.store.spec(), augment: s.augment.clone() }.to_string().map(Some).map_err(to_js)
+    }
+
+    /// What [`Embedder::embed_views`] does, on this engine's backbone: the engine's worker is
+    /// one of the package's pool of embedders too.
+    #[wasm_bindgen(js_name = embedViews)]
+    pub fn embed_views(&self, plan: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+        self.promise(move |state| async move {
+            let (plan, seed, img) = plan_input(&plan, bytes, width, height, rgba)?;
+            let (img, plan) = (&img, &plan);
+            let views = with_backbone(&state, |bb| async move { embed_views(&bb, &plan.spec, img, &plan.augment, seed).await }).await?;
+            Ok(views.concat())
+        })
+    }
+
+    /// Add to class `label` an example whose views (`views`: every view's embedding, one after
+    /// the other) were made under `plan` by an [`Embedder`]. Refused when `plan` is no longer
+    /// this engine's (`viewPlan` changed since): the image must then be added with `addImage`.
+    /// Returns the new example's id, as `addImage` would have.
+    #[wasm_bindgen(js_name = addViews)]
+    pub fn add_views(&self, label: String, name: String, plan: String, views: Vec<f32>) -> Result<f64, JsValue> {
+        if self.view_plan()?.as_deref() != Some(plan.as_str()) {
+            return Err(to_js(Error::InvalidArgument("these views were made under other settings than the project's now; add the image again".into())));
+        }
+        let mut s = self.state.borrow_mut();
+        let dim = s.store.dim();
+        if dim == 0 || views.is_empty() || views.len() % dim != 0 {
+            return Err(to_js(Error::InvalidArgument(format!("{} values are not whole views of {dim}", views.len()))));
+        }
+        let views = views.chunks(dim).map(<[f32]>::to_vec).collect();
+        let id = s.store.add(&label, &name, views).map_err(to_js)?;
+        Ok(id as f64)
     }
 
     /// `[{ name, count }]` of every class, in index order.
@@ -754,6 +792,80 @@ fn parts_from_js(parts: &JsValue) -> Result<Parts> {
         out.insert(key, bytes.to_vec());
     }
     Ok(out)
+}
+
+/// How an image's views are made: the feature spec (its crop decided) and the augmentation.
+/// What [`Engine::view_plan`] hands to the [`Embedder`]s, so they embed exactly as the engine
+/// would and the engine keeps every decision.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ViewPlan {
+    spec: FeatureSpec,
+    augment: AugmentConfig,
+}
+
+impl ViewPlan {
+    fn to_string(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| Error::Backend(format!("cannot write the view plan: {e}")))
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        let plan: Self = serde_json::from_str(text).map_err(|e| Error::InvalidArgument(format!("view plan: {e}")))?;
+        plan.augment.validate()?;
+        Ok(plan)
+    }
+}
+
+/// The seed of an image's augmented views: from its content, so re-adding the same file gives
+/// the same views whatever the order or the worker.
+fn view_seed(bytes: Option<&[u8]>, rgba: Option<&[u8]>) -> u64 {
+    match (bytes, rgba) {
+        (Some(b), _) => fingerprint(b),
+        (None, Some(px)) => fingerprint(px),
+        (None, None) => 0,
+    }
+}
+
+/// A backbone without a project: the extra workers of the package's pool decode, preprocess
+/// and embed images under an [`Engine`]'s view plan, and that engine appends the results. On
+/// the CPU backend only, so its embeddings are bit-identical to the engine's own.
+#[wasm_bindgen]
+pub struct Embedder {
+    backbone: Rc<Backbone>,
+}
+
+#[wasm_bindgen]
+impl Embedder {
+    /// Load the backbone from `weights` on the CPU backend.
+    pub fn load(weights: Vec<u8>) -> Result<Embedder, JsValue> {
+        let backbone = Backbone::load(&weights, Device::flex()).map_err(to_js)?;
+        Ok(Self { backbone: Rc::new(backbone) })
+    }
+
+    /// Decode an image (file bytes, or `width × height` RGBA pixels) and embed every view of it
+    /// under `plan` (from `engine.viewPlan`): resolves to a `Float32Array` of the views'
+    /// embeddings one after the other, for `engine.addViews`. Errors are the ones `addImage`
+    /// gives for the same image.
+    #[wasm_bindgen(js_name = embedViews)]
+    pub fn embed_views(&self, plan: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+        let backbone = self.backbone.clone();
+        future_to_promise(async move {
+            let run = async {
+                let (plan, seed, img) = plan_input(&plan, bytes, width, height, rgba)?;
+                plan.spec.check_backbone(&backbone)?;
+                Ok(embed_views(&backbone, &plan.spec, &img, &plan.augment, seed).await?.concat())
+            };
+            run.await.and_then(IntoJs::into_js).map_err(to_js)
+        })
+    }
+}
+
+/// The plan, view seed and decoded image of an `embedViews` call, in the order `addImage`
+/// meets their errors.
+fn plan_input(plan: &str, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Result<(ViewPlan, u64, crate::image::Rgb)> {
+    let plan = ViewPlan::parse(plan)?;
+    let seed = view_seed(bytes.as_deref(), rgba.as_deref());
+    let img = decode_input(bytes, width, height, rgba)?;
+    Ok((plan, seed, img))
 }
 
 /// An example id as JS passes it (a number), checked to be one `addImage` could have returned.

@@ -16,7 +16,7 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
     const [info] = JSON.parse(out);
     const files = info.files.map((f) => f.path).sort();
-    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
+    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/pool.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     assert.ok(!files.some((f) => f.endsWith('.sh') || f.endsWith('.py')), 'no build scripts in the tarball');
@@ -28,7 +28,7 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     assert.deepEqual(JSON.parse(mod), ['BACKBONES', 'BACKENDS', 'CROPS', 'Classifier', 'POOLINGS', 'Tuner', 'preload']);
     // The test hooks are a separate entry point, not part of the app API.
     const hooks = execFileSync('node', ['--input-type=module', '-e', "const m = await import('headtune/testing'); console.log(JSON.stringify(Object.keys(m).sort()))"], { cwd: app, encoding: 'utf8' });
-    assert.deepEqual(JSON.parse(hooks), ['benchmark', 'memory', 'simulateBackendFailure', 'simulatePanic']);
+    assert.deepEqual(JSON.parse(hooks), ['benchmark', 'memory', 'pool', 'simulateBackendFailure', 'simulatePanic']);
     assert.match(fs.readFileSync(path.join(app, 'node_modules/headtune/LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
     // Only Lite0's weights ship (Lite1/Lite2 are hosted by whoever wants them: README).
     assert.ok(!files.some((f) => /lite[12]\.safetensors$/.test(f)), 'no Lite1/Lite2 weights in the tarball');

@@ -298,3 +298,32 @@ fn any_architecture_with_odd_widths_matches_burn() {
         }
     }
 }
+
+#[test]
+fn depthwise_strips_equal_pixel_by_pixel_bit_for_bit() {
+    // The strip kernel (interior pixels, STRIP at a time) and the per-pixel path (borders) must
+    // add the same products in the same order, so an embedding does not depend on which path a
+    // pixel took: every kernel size and stride, widths around the strip length (no interior,
+    // one strip, strips plus leftovers), channel counts with vector tails on every lane width.
+    let mut rng = Lcg(11);
+    let mut checked = 0;
+    for isa in Isa::available() {
+        for (k, stride) in [(3, 1), (3, 2), (5, 1), (5, 2), (7, 2)] {
+            for (h, w) in [(1, 1), (4, 3), (5, 7), (9, 12), (14, 14), (7, 29)] {
+                for c in [3, 8, 20, 40] {
+                    let weight: Vec<f32> = (0..c * k * k).map(|_| rng.next()).collect();
+                    let bias: Vec<f32> = (0..c).map(|_| rng.next()).collect();
+                    let input: Vec<f32> = (0..h * w * c).map(|_| rng.next() * 3.0).collect();
+                    let (strips, pixelwise) = headtune::cpu::depthwise_both_ways(isa, c, k, stride, h, w, &weight, &bias, &input);
+                    assert_eq!(strips.len(), pixelwise.len());
+                    for (i, (a, b)) in strips.iter().zip(&pixelwise).enumerate() {
+                        assert!(a.is_finite(), "{} k{k} s{stride} {h}×{w}×{c}: value {i} not written", isa.name());
+                        assert_eq!(a.to_bits(), b.to_bits(), "{} k{k} s{stride} {h}×{w}×{c}: value {i}: {a} vs {b}", isa.name());
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 120, "{checked} layers compared");
+}

@@ -1,13 +1,10 @@
 // What the page shows of each example: a small square thumbnail for the class cards and a
 // larger preview for reviewing mistakes (with a heatmap). Both are JPEG Blobs in IndexedDB,
-// keyed by example id, written when the image is added and read only when shown.
+// keyed by example id, written when the image is added and read only when shown. They are drawn
+// in a worker (thumbs-worker.js), while the engine embeds, so adding never blocks the page.
 
 import { transaction, THUMBS, PREVIEWS } from './store.js';
-
-/** Side of the stored thumbnail: 2× the 56 px it is shown at, for high-density screens. */
-const THUMB = 112;
-/** Longest side of the stored preview. */
-const PREVIEW = 320;
+import { draw } from './thumbs-draw.js';
 
 /** Object URLs of thumbnails already read, by id (revoked when the example goes). */
 const urls = new Map();
@@ -21,6 +18,32 @@ export function track(ids, promise) {
   promise.then(done, done);
 }
 
+/** The thumbnail worker (started on first use), or null where there is no OffscreenCanvas 2D. */
+let worker;
+/** Drawings in progress in the worker, by request number. */
+const drawing = new Map();
+let requests = 0;
+
+function thumbWorker() {
+  if (worker !== undefined) return worker;
+  worker = null;
+  if (typeof OffscreenCanvas === 'function' && typeof OffscreenCanvas.prototype.convertToBlob === 'function') {
+    worker = new Worker(new URL('./thumbs-worker.js', import.meta.url), { type: 'module', name: 'headtune thumbnails' });
+    worker.onmessage = ({ data: { id, made } }) => {
+      drawing.get(id)?.(made);
+      drawing.delete(id);
+    };
+    // A worker that fails (it could not load) must not leave adding waiting: what it had is
+    // drawn without thumbnails, and later images are drawn on the main thread.
+    worker.onerror = () => {
+      worker = null;
+      for (const resolve of drawing.values()) resolve(null);
+      drawing.clear();
+    };
+  }
+  return worker;
+}
+
 function canvasBlob(canvas, quality) {
   return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', quality));
 }
@@ -30,35 +53,25 @@ function canvasBlob(canvas, quality) {
  * null when the browser cannot draw it (the engine may still read it: it decodes more formats).
  */
 export async function make(source) {
-  let bitmap;
-  try {
-    // Decoding happens off the main thread.
-    bitmap = await createImageBitmap(source);
-  } catch {
-    return null;
+  const w = thumbWorker();
+  let input = source;
+  if (!(source instanceof Blob)) {
+    try {
+      // A frame of a <video> or a canvas cannot travel: take it as a bitmap, which can.
+      input = await createImageBitmap(source);
+    } catch {
+      return null;
+    }
   }
-  try {
-    const { width: w, height: h } = bitmap;
-    if (!w || !h) return null;
-    const side = Math.min(w, h);
-    const square = document.createElement('canvas');
-    square.width = THUMB;
-    square.height = THUMB;
-    const sq = square.getContext('2d');
-    sq.imageSmoothingQuality = 'high';
-    sq.drawImage(bitmap, (w - side) / 2, (h - side) / 2, side, side, 0, 0, THUMB, THUMB);
-    const scale = Math.min(1, PREVIEW / Math.max(w, h));
-    const full = document.createElement('canvas');
-    full.width = Math.max(1, Math.round(w * scale));
-    full.height = Math.max(1, Math.round(h * scale));
-    const fc = full.getContext('2d');
-    fc.imageSmoothingQuality = 'high';
-    fc.drawImage(bitmap, 0, 0, full.width, full.height);
-    const [thumb, preview] = await Promise.all([canvasBlob(square, 0.8), canvasBlob(full, 0.85)]);
-    return thumb && preview ? { thumb, preview } : null;
-  } finally {
-    bitmap.close?.();
+  if (!w) {
+    const element = (width, height) => Object.assign(document.createElement('canvas'), { width, height });
+    return draw(input, element, canvasBlob).catch(() => null);
   }
+  const id = ++requests;
+  return new Promise((resolve) => {
+    drawing.set(id, resolve);
+    w.postMessage({ id, source: input }, input instanceof Blob ? [] : [input]);
+  });
 }
 
 /** Store the images of several examples: `[[id, { thumb, preview }], …]`, one transaction. */

@@ -165,6 +165,16 @@ export interface LoadOptions extends AssetOptions {
   onCrash?: (error: HeadtuneError<'EngineCrashed'>) => void;
   /** Augmentation of images added from now on. */
   augment?: AugmentOptions;
+  /**
+   * Workers that embed in `addImages`, the engine's own included (default: one per core,
+   * `navigator.hardwareConcurrency`, at most 8; 1 = the engine's worker alone). The extra ones
+   * start on the first `addImages` that can use them and only decode, preprocess and embed, the
+   * engine's way; the project stays in the engine's worker and the results are exactly one
+   * worker's (same ids, order, embeddings, rejections). Each costs a wasm instance of about
+   * 45 MB. Used on the CPU backend (with WebGPU the engine's worker embeds alone); no
+   * cross-origin isolation needed.
+   */
+  workers?: number;
   /** Aborting stops the downloads and the worker; the call rejects with an AbortError. */
   signal?: AbortSignal;
 }
@@ -498,7 +508,7 @@ export declare class Tuner {
 export declare class Classifier {
   private constructor();
   /** A model file: its URL (relative to the page), or its bytes. */
-  static load(model: string | URL | Uint8Array | ArrayBuffer, options?: Omit<LoadOptions, 'augment'>): Promise<Classifier>;
+  static load(model: string | URL | Uint8Array | ArrayBuffer, options?: Omit<LoadOptions, 'augment' | 'workers'>): Promise<Classifier>;
   readonly backend: 'webgpu' | 'cpu';
   /** How the model's embeddings are made (from the model file). */
   readonly features: Features;

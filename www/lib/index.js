@@ -6,6 +6,7 @@
 
 import { toMessage, nameOf, IMAGE_KINDS } from './images.js';
 import { Channel, channels, modules, codeError, abortError } from './channel.js';
+import { Pool } from './pool.js';
 
 /** Backends accepted by `Tuner.create` and `Classifier.load`. */
 export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
@@ -121,6 +122,18 @@ function featureOptions(where, opts) {
   return Object.fromEntries(Object.entries(features).filter(([, v]) => v !== undefined));
 }
 
+/** Workers in all by default (`workers` of `Tuner.create`): one per core, at most this many. */
+const MAX_DEFAULT_WORKERS = 8;
+
+/** The `workers` option, checked; by default one per core the browser reports (at most 8). */
+function workerCount(where, workers) {
+  if (workers === undefined) return Math.max(1, Math.min(MAX_DEFAULT_WORKERS, globalThis.navigator?.hardwareConcurrency || 1));
+  if (!(Number.isInteger(workers) && workers >= 1 && workers <= 64)) {
+    fail(`${where}: workers is ${JSON.stringify(workers)}; use a whole number from 1 (the engine's worker alone) to 64`);
+  }
+  return workers;
+}
+
 /** Asset options every loading call takes (see `Assets` in index.d.ts). */
 const ASSET_OPTIONS = ['baseUrl', 'workerUrl', 'wasmUrl', 'signal'];
 
@@ -137,23 +150,32 @@ async function start(where, opts, allowed, what) {
   const { workerUrl, wasmUrl, weightsBase } = assetUrls(where, opts);
   const modelUrl = checkUrl(where, 'modelUrl', opts.modelUrl);
   const features = featureOptions(where, opts);
+  const workers = what.kind === 'model' ? 1 : workerCount(where, opts.workers);
   // The worker picks the backbone's default URL once it knows the backbone (for a project or
   // model: from the file).
   const defaultModelUrls = weightsBase === undefined ? DEFAULT_MODEL_URLS : Object.fromEntries(BACKBONES.map((b) => [b, new URL(`efficientnet_${b}.safetensors`, weightsBase).href]));
   if (opts.signal?.aborted) throw abortError(opts.signal);
   const key = wasmUrl ?? '';
   const module = modules.get(key);
-  const channel = new Channel({ workerUrl, onCrash: opts.onCrash });
+  // A crashed engine closes its instance: the pool's workers go with it.
+  const onCrash = (e) => {
+    channel.pool?.dispose();
+    opts.onCrash?.(e);
+  };
+  const channel = new Channel({ workerUrl, onCrash });
   try {
     const transfer = what.kind === 'parts' ? Object.values(what.bytes).map((b) => b.buffer) : what.bytes ? [what.bytes.buffer] : [];
     const args = { backend, modelUrl, defaultModelUrls, wasmUrl, module, features, augment: opts.augment, ...what };
     // Aborting stops the worker, and with it its downloads.
     const out = await channel.call('init', args, { transfer, onProgress: opts.onProgress, signal: opts.signal, rejectOnAbort: true });
     if (out?.module && !modules.has(key)) modules.set(key, out.module);
+    // What a pool worker needs to embed as this engine does (see pool.js).
+    channel.weightsUrl = out?.weightsUrl;
   } catch (e) {
     channel.terminate();
     throw e;
   }
+  channel.pool = new Pool(workers, { workerUrl, wasmUrl });
   return channel;
 }
 
@@ -212,7 +234,7 @@ function predictions(out) {
   return list;
 }
 
-const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'onCrash', 'augment', ...ASSET_OPTIONS];
+const TUNER_OPTIONS = ['backend', 'modelUrl', 'onProgress', 'onCrash', 'augment', 'workers', ...ASSET_OPTIONS];
 /** A new tuner also chooses how embeddings are made; a project or model brings its own. */
 const CREATE_OPTIONS = [...TUNER_OPTIONS, 'backbone', 'crop', 'pooling', 'inputSize'];
 
@@ -329,33 +351,53 @@ export class Tuner {
     const list = Array.from(images);
     const total = list.length;
     const result = { added: 0, ids: [], indices: [], rejected: [] };
+    const report = (done, name) => onProgress?.({ status: 'progress', done, total, name });
     onProgress?.({ status: 'initiate', total });
-    for (let start = 0; start < total; start += CHUNK) {
-      if (signal?.aborted) throw abortError(signal);
-      const items = [];
-      const transfer = [];
-      for (let i = start; i < Math.min(total, start + CHUNK); i++) {
-        try {
-          const m = await toMessage(list[i], i);
-          items.push({ ...m.item, index: i });
-          transfer.push(...m.transfer);
-        } catch (e) {
-          result.rejected.push({ name: nameOf(list[i], i), reason: e.message, index: i });
-        }
+    const channel = this.#channel;
+    const pool = channel.pool;
+    if (pool.size > 1 && channel.state.backend === 'cpu') {
+      // Every core: the engine adds alone until its view plan is fixed (the first image of an
+      // empty project decides an `auto` crop), then every worker embeds and it appends.
+      let from = 0;
+      let plan = await channel.call('viewPlan', {}, { signal, rejectOnAbort: true });
+      while (plan === null && from < total) {
+        await this.#addChunk(label, list, from, from + 1, result, report, signal);
+        from += 1;
+        plan = await channel.call('viewPlan', {}, { signal, rejectOnAbort: true });
       }
-      const done = start;
-      const out = await this.#channel.call('addImages', { label, items }, {
-        transfer,
-        signal,
-        onProgress: (ev) => onProgress?.({ status: 'progress', done: done + ev.done, total, name: ev.name }),
-      });
-      result.added += out.ids.length;
-      result.ids.push(...out.ids);
-      result.indices.push(...out.indices);
-      result.rejected.push(...out.rejected);
+      if (from < total) await pool.add({ engine: channel, weightsUrl: channel.weightsUrl, plan, label, list, from, result, report, signal });
+    } else {
+      for (let start = 0; start < total; start += CHUNK) await this.#addChunk(label, list, start, Math.min(total, start + CHUNK), result, report, signal);
     }
+    // In input order, whichever step refused them.
+    result.rejected.sort((a, b) => a.index - b.index);
     onProgress?.({ status: 'done', total, added: result.added, rejected: result.rejected.length });
     return result;
+  }
+
+  /** Add `list[start…end)` in the engine's worker alone, one round trip. */
+  async #addChunk(label, list, start, end, result, report, signal) {
+    if (signal?.aborted) throw abortError(signal);
+    const items = [];
+    const transfer = [];
+    for (let i = start; i < end; i++) {
+      try {
+        const m = await toMessage(list[i], i);
+        items.push({ ...m.item, index: i });
+        transfer.push(...m.transfer);
+      } catch (e) {
+        result.rejected.push({ name: nameOf(list[i], i), reason: e.message, index: i });
+      }
+    }
+    const out = await this.#channel.call('addImages', { label, items }, {
+      transfer,
+      signal,
+      onProgress: (ev) => report(start + ev.done, ev.name),
+    });
+    result.added += out.ids.length;
+    result.ids.push(...out.ids);
+    result.indices.push(...out.indices);
+    result.rejected.push(...out.rejected);
   }
 
   /**
@@ -495,8 +537,9 @@ export class Tuner {
     return this.#channel.call(op, args, { signal });
   }
 
-  /** Stop the worker and free its memory. The tuner cannot be used afterwards. */
+  /** Stop the worker (and the pool's) and free their memory. The tuner cannot be used afterwards. */
   dispose() {
+    this.#channel.pool.dispose();
     this.#channel.terminate();
   }
 }

@@ -17,3 +17,5 @@ export declare function memory(instance: Tuner | Classifier): Promise<number>;
 export declare function simulateBackendFailure(tuner: Tuner): Promise<void>;
 /** The engine panics as a bug would; rejects with code `'EngineCrashed'` and calls `onCrash`. */
 export declare function simulatePanic(instance: Tuner | Classifier): Promise<void>;
+/** A tuner's worker pool: workers in all, images each embedded (the engine's first), wasm bytes of each extra worker started. */
+export declare function pool(tuner: Tuner): Promise<{ size: number; embedded: number[]; memory: number[] }>;

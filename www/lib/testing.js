@@ -37,3 +37,14 @@ export async function simulateBackendFailure(tuner) {
 export async function simulatePanic(instance) {
   return channelOf('simulatePanic', instance).call('simulatePanic');
 }
+
+/**
+ * A tuner's worker pool: `{ size, embedded, memory }` — the workers in all, how many images
+ * each embedded so far (the engine's worker first), and the bytes of wasm memory of each extra
+ * worker started so far (waiting for those still starting).
+ */
+export async function pool(tuner) {
+  const { pool } = channelOf('pool', tuner);
+  const memory = await Promise.all((await pool.started()).map((c) => c.call('memory')));
+  return { size: pool.size, embedded: [...pool.embedded], memory };
+}

@@ -1,4 +1,7 @@
-// The dedicated worker of one Tuner or Classifier: owns the wasm instance and its Engine.
+// The dedicated worker of one Tuner or Classifier: owns the wasm instance and its Engine. A
+// Tuner's extra pool workers (see pool.js) run this same script with an Embedder instead: a
+// backbone without a project, which only decodes, preprocesses and embeds under the engine's
+// view plan.
 //
 // Messages in:  { id, op, args } — handled one at a time, in order — and { op: 'abort', target }.
 // Messages out: { id, type: 'progress' | 'epoch', … } while a call runs, then
@@ -8,7 +11,7 @@
 // app's data, which can be a large training report — is read and sent only after the calls that
 // set it (init, saveProject, saveParts), so every other reply costs the same at 10 or 10,000 examples.
 
-import init, { Engine, fileFeatures } from '../pkg/headtune.js';
+import init, { Engine, Embedder, fileFeatures } from '../pkg/headtune.js';
 
 /** How long to wait for `navigator.gpu.requestAdapter()`: it can hang with some flags/drivers. */
 const ADAPTER_TIMEOUT_MS = 5000;
@@ -17,6 +20,8 @@ const DEVICE_TIMEOUT_MS = 20000;
 
 let wasm = null;
 let engine = null;
+/** A pool worker's backbone (`init` with kind 'embedder'); such a worker has no engine. */
+let embedder = null;
 let backendReason = '';
 const aborted = new Set();
 let queue = Promise.resolve();
@@ -39,11 +44,18 @@ let crashed = null;
 /** The calls after which `extra` may differ from what the main thread holds. */
 const SETS_EXTRA = new Set(['init', 'saveProject', 'saveParts']);
 
+/**
+ * The pool's per-image calls, which change no state: their replies carry none. Every call into
+ * the wasm costs ~0.3–0.6 ms of CPU here (measured in Chromium), and a state is seven of them.
+ */
+const KEEPS_STATE = new Set(['embedViews', 'viewPlan']);
+
 async function handle({ id, op, args }) {
   try {
     if (crashed) throw crashed;
     const value = await OPS[op](args, id);
-    self.postMessage({ id, type: 'result', value, state: state(SETS_EXTRA.has(op)) }, transferables(value));
+    const changed = KEEPS_STATE.has(op) ? undefined : state(SETS_EXTRA.has(op));
+    self.postMessage({ id, type: 'result', value, state: changed }, transferables(value));
   } catch (err) {
     if (err instanceof WebAssembly.RuntimeError && !crashed) {
       crashed = { message: `The headtune engine crashed (${err.message}) and was stopped; please report this. Open the project again (e.g. from its last save) to go on.`, code: 'EngineCrashed' };
@@ -59,6 +71,7 @@ function transferables(value) {
   if (value instanceof Uint8Array || value instanceof Float32Array) return [value.buffer];
   if (value?.columns) return [value.ids.buffer, value.classes.buffer, value.views.buffer];
   if (value?.put) return value.put.map(([, bytes]) => bytes.buffer);
+  if (value?.views instanceof Float32Array) return [value.views.buffer, (value.image.bytes ?? value.image.rgba).buffer];
   return [];
 }
 
@@ -87,6 +100,16 @@ function currentState(withExtra) {
     augment: engine.augment,
     ...(withExtra ? { extra: engine.extra, savedGeneration: engine.savedGeneration ?? null } : {}),
   };
+}
+
+/**
+ * The `rejected` entry of an image the engine refused. Errors with a code are about this image
+ * (undecodable, too large…); anything else is the engine failing and must not be passed off as
+ * a bad image: it is thrown on.
+ */
+function rejection(err, image) {
+  if (!err?.code || err.code === 'Backend') throw err;
+  return { name: image.name, reason: err.message, index: image.index, code: err.code, ...(err.detail ? { detail: err.detail } : {}) };
 }
 
 /** Let queued messages (an abort) run: resolves on a later macrotask. */
@@ -256,15 +279,23 @@ const OPS = {
     const progress = progressTracker((event) => self.postMessage({ id, type: 'progress', event }));
     let weights;
     let compiled;
-    if (kind === 'new') {
+    let weightsUrl;
+    if (kind === 'new' || kind === 'embedder') {
       // The weights download overlaps the wasm download and compilation.
-      const url = modelUrl ?? defaultModelUrls[features.backbone ?? 'lite0'];
-      [compiled, weights] = await Promise.all([loadWasm({ module, wasmUrl }, progress), fetchWeights(url, progress)]);
+      weightsUrl = modelUrl ?? defaultModelUrls[features.backbone ?? 'lite0'];
+      [compiled, weights] = await Promise.all([loadWasm({ module, wasmUrl }, progress), fetchWeights(weightsUrl, progress)]);
     } else {
       // A project or model names its backbone: read it from the file before fetching weights.
       compiled = await loadWasm({ module, wasmUrl }, progress);
       const { backbone } = fileFeatures(kind === 'parts' ? bytes.head ?? new Uint8Array() : bytes);
-      weights = await fetchWeights(modelUrl ?? defaultModelUrls[backbone], progress);
+      weightsUrl = modelUrl ?? defaultModelUrls[backbone];
+      weights = await fetchWeights(weightsUrl, progress);
+    }
+    if (kind === 'embedder') {
+      // The pool's embedders run on the CPU backend only, where their embeddings are the
+      // engine's bit for bit (the pool is used only when the engine is on the CPU too).
+      embedder = Embedder.load(weights);
+      return { module: compiled };
     }
     let choice = backend;
     if (backend !== 'cpu') {
@@ -296,7 +327,8 @@ const OPS = {
     if (choice === 'cpu') engine = await makeEngine(kind, weights, 'cpu', bytes, features);
     if (augment !== undefined) engine.setAugment(augment);
     progress({ status: 'ready', backend: engine.backend, backendReason });
-    return { module: compiled };
+    // The weights a pool worker must load to embed as this engine does.
+    return { module: compiled, weightsUrl };
   },
 
   async addImages({ label, items }, id) {
@@ -311,12 +343,50 @@ const OPS = {
         ids.push(await engine.addImage(label, it.name, it.bytes, it.width ?? 0, it.height ?? 0, it.rgba));
         indices.push(it.index);
       } catch (err) {
-        // Errors with a code are about this image (undecodable, too large…); anything else is
-        // the engine failing and must not be passed off as a bad image.
-        if (!err?.code || err.code === 'Backend') throw err;
-        rejected.push({ name: it.name, reason: err.message, index: it.index, code: err.code, ...(err.detail ? { detail: err.detail } : {}) });
+        rejected.push(rejection(err, it));
       }
       self.postMessage({ id, type: 'progress', event: { done: i + 1, name: it.name } });
+    }
+    return { ids, indices, rejected };
+  },
+
+  /** The engine's view plan (see pool.js), or null while the next image decides the framing. */
+  viewPlan: () => engine.viewPlan ?? null,
+
+  /**
+   * Decode and embed one image under `plan` (an engine's or an embedder's backbone): resolves
+   * to `{ views }`, or `{ rejected }` when the image cannot be used, with the reason `addImage`
+   * gives. The image's pixels or bytes come back too, for `appendViews`.
+   */
+  async embedViews({ plan, image }) {
+    try {
+      const views = await (embedder ?? engine).embedViews(plan, image.bytes, image.width ?? 0, image.height ?? 0, image.rgba);
+      return { views, image };
+    } catch (err) {
+      return { rejected: rejection(err, image) };
+    }
+  },
+
+  /**
+   * Append images embedded by the pool, in order. Views made under a plan that is no longer the
+   * engine's (augmentation changed meanwhile) are dropped and the image is added afresh.
+   */
+  async appendViews({ label, items }, id) {
+    const ids = [];
+    const indices = [];
+    const rejected = [];
+    const plan = engine.viewPlan;
+    for (const it of items) {
+      checkAborted(id);
+      try {
+        const added = it.plan === plan
+          ? engine.addViews(label, it.image.name, it.plan, it.views)
+          : await engine.addImage(label, it.image.name, it.image.bytes, it.image.width ?? 0, it.image.height ?? 0, it.image.rgba);
+        ids.push(added);
+        indices.push(it.index);
+      } catch (err) {
+        rejected.push(rejection(err, it.image));
+      }
     }
     return { ids, indices, rejected };
   },

@@ -297,7 +297,7 @@ impl CpuNet {
             let shape = Shape { h, w, ho, wo, pad_top, pad_left };
             // SAFETY: src holds h·w·mid_cs values (e, or x when mid == cin); d has room for
             // ho·wo·mid_cs; they are different buffers.
-            unsafe { depthwise::depthwise(isa, dw, &shape, src, d) };
+            unsafe { depthwise::depthwise(isa, dw, &shape, src, d, true) };
             // Project (1×1, linear) into y, + x when residual, pooled when it is a tap.
             let y = room(&mut ws.y, ho * wo * out_cs);
             let tap = taps.stages && b.ends_stage;
@@ -369,6 +369,35 @@ impl CpuNet {
             .map(|(row, b)| b + dot(row, pooled))
             .collect()
     }
+}
+
+/// Test hook, not API: one depthwise layer (`c` channels, `k × k`, `stride`, SAME padding, ReLU6;
+/// `weight` `[c, 1, k, k]`, `bias` `[c]`) over an `h × w × c` NHWC `input`, computed by the
+/// strip kernel and pixel by pixel: `(strips, pixelwise)`, which must be equal bit for bit.
+///
+/// # Panics
+/// If a slice's length does not match, or `isa` is not available here.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_both_ways(isa: Isa, c: usize, k: usize, stride: usize, h: usize, w: usize, weight: &[f32], bias: &[f32], input: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    assert!(Isa::available().contains(&isa), "instruction set {} is not available", isa.name());
+    assert!(weight.len() == c * k * k && bias.len() == c && input.len() == h * w * c, "slice lengths");
+    let cs = channel_stride(c);
+    let dw = Depthwise::new(weight, bias, c, k, stride, cs);
+    let mut x = vec![0f32; h * w * cs];
+    for (p, px) in input.chunks_exact(c).enumerate() {
+        x[p * cs..p * cs + c].copy_from_slice(px);
+    }
+    let (ho, pad_top) = same(h, k, stride);
+    let (wo, pad_left) = same(w, k, stride);
+    let shape = Shape { h, w, ho, wo, pad_top, pad_left };
+    let run = |strips| {
+        let mut y = vec![f32::NAN; ho * wo * cs];
+        // SAFETY: x holds h·w·cs values, y has room for ho·wo·cs, isa checked above.
+        unsafe { depthwise::depthwise(isa, &dw, &shape, x.as_ptr(), y.as_mut_ptr(), strips) };
+        y
+    };
+    (run(true), run(false))
 }
 
 /// Averages and maxima of the first `n` pooled columns over `count` pixels.

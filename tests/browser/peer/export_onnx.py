@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Export headtune's backbone (models/efficientnet_lite0.safetensors) to ONNX, for the speed
-comparison with ONNX Runtime Web in tests/browser/bench.mjs --ort. Not part of the product.
+comparisons with ONNX Runtime Web (tests/browser/bench.mjs --peers / --ort) and native ONNX
+Runtime (tests/bench/native_peers.py); both run it when the file is missing. Not part of the
+product.
 
 The graph is exactly what crate/src/backbone.rs computes: BN-folded convolutions with TF "SAME"
 padding written out as explicit asymmetric `pads` (224×224 input), ReLU6 as Clip(0, 6),

@@ -2,7 +2,7 @@
 // must refuse (each `@ts-expect-error` fails the check if the line compiles).
 import { Tuner, Classifier, preload, BACKENDS, BACKBONES, CROPS, POOLINGS } from 'headtune';
 import type { HeadtuneError, ErrorCode, LoadProgress, TrainReport, Predictions, WarningCode, Heatmap, Features } from 'headtune';
-import { benchmark, memory, simulateBackendFailure, simulatePanic } from 'headtune/testing';
+import { benchmark, memory, pool, simulateBackendFailure, simulatePanic } from 'headtune/testing';
 import weightsUrl from 'headtune/weights';
 
 declare const files: File[];
@@ -31,6 +31,7 @@ async function main() {
     crop: 'auto',
     pooling: 'avg',
     inputSize: 224,
+    workers: 2,
   });
   const added = await tuner.addImages('cat', files, { onProgress: (e) => e.status, signal: ac.signal });
   const firstCode: ErrorCode | undefined = added.rejected[0]?.code;
@@ -77,6 +78,8 @@ async function main() {
   const project: Uint8Array = await tuner.saveProject({ extra: { note: 'any data' }, signal: ac.signal });
   const again = await Tuner.loadProject(project, { backend: 'cpu', signal: ac.signal, baseUrl: '/headtune/' });
   console.log((await benchmark(again, files[0]!, { batch: 2, rounds: 1 })).imagesPerSecond, await memory(again));
+  const { size, embedded, memory: poolMemory } = await pool(again);
+  console.log(size + embedded[0]! + poolMemory.length);
   await simulateBackendFailure(again);
   const clf = await Classifier.load(model, { backend: 'webgpu', onProgress: log, signal: ac.signal });
   const fromUrl = await Classifier.load('/models/cats.htm', { wasmUrl: '/e.wasm' });
@@ -104,6 +107,10 @@ async function main() {
   await Tuner.loadProject(project, { backbone: 'lite1' });
   // @ts-expect-error a Classifier does not augment
   await Classifier.load(model, { augment: { views: 2 } });
+  // @ts-expect-error a Classifier does not add images, so it has no pool
+  await Classifier.load(model, { workers: 2 });
+  // @ts-expect-error workers is a number
+  await Tuner.create({ workers: 'all' });
   // @ts-expect-error a model file is bytes or a URL
   await Classifier.load(42);
   // @ts-expect-error the test hooks are in headtune/testing

@@ -1,0 +1,116 @@
+// Benchmark (not a test): the page's adding pipeline against the bare package. Generates N
+// photo-like JPEGs of about 1 megapixel (seeded, in the browser; written to a temporary folder,
+// two sub-folders = two classes, deleted afterwards), then in interleaved rounds:
+//   package: a fresh `Tuner.create({ backend: 'cpu' })` (default workers), `addImages` of the files;
+//   page:    a fresh page (?backend=cpu, empty storage), the folder chosen in its folder input,
+//            timed until it is no longer busy — thumbnails, previews and the save included;
+// and prints per side the median rate, the ratio page / package, the CPU time of the browser's
+// processes per image (the machine may be shared), and the page's main-thread long tasks
+// (PerformanceObserver 'longtask', > 50 ms) while adding.
+//
+// Usage: node tests/bench/page-adding.mjs [--images 100] [--rounds 3]
+// Needs www/pkg (bash www/build.sh) and tests/e2e's playwright-core (npm ci in tests/e2e).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CHROMIUM_ARGS, ROOT, serveStatic } from '../chromium.mjs';
+import { treeCpuSeconds, threadCpuSeconds, threadBreakdown, generateJpegs, median } from './generate.mjs';
+
+const { chromium } = await import(path.join(ROOT, 'tests/e2e/node_modules/playwright-core/index.mjs'));
+
+const { values } = parseArgs({ options: { images: { type: 'string', default: '100' }, rounds: { type: 'string', default: '3' } } });
+const N = Number(values.images);
+const ROUNDS = Number(values.rounds);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headtune-page-adding-'));
+const { url, proc } = await serveStatic({ root: ROOT, log: path.join(dir, 'requests.log') });
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+try {
+  const harness = await browser.newPage();
+  await harness.goto(`${url}/tests/browser/harness.html`);
+  await harness.waitForFunction(() => window.harnessReady === true, null, { timeout: 30000 });
+  const folder = path.join(dir, 'images');
+  await generateJpegs(harness, N, (i, bytes) => {
+    const cls = path.join(folder, i % 2 ? 'odd' : 'even');
+    fs.mkdirSync(cls, { recursive: true });
+    fs.writeFileSync(path.join(cls, `gen-${String(i).padStart(4, '0')}.jpg`), bytes);
+  });
+  const files = fs.readdirSync(folder).flatMap((c) => fs.readdirSync(path.join(folder, c)).map((f) => path.join(folder, c, f)));
+  const kib = files.reduce((s, f) => s + fs.statSync(f).size, 0) / files.length / 1024;
+  console.log(`${N} generated JPEGs of 1152×864, ${kib.toFixed(0)} KiB each on average; ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+
+  /** The package alone: a fresh tuner, then addImages of every file (read as Files in the page). */
+  async function packageRun() {
+    const page = await browser.newPage();
+    await page.goto(`${url}/tests/browser/harness.html`);
+    await page.waitForFunction(() => window.harnessReady === true, null, { timeout: 30000 });
+    await page.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'files' })));
+    await page.setInputFiles('#files', files);
+    await page.evaluate(async () => {
+      window.tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
+    });
+    const cpu0 = treeCpuSeconds();
+    const threads0 = threadCpuSeconds();
+    const seconds = await page.evaluate(async () => {
+      const list = [...document.getElementById('files').files];
+      const t0 = performance.now();
+      const r = await window.tuner.addImages('all', list);
+      if (r.added !== list.length) throw new Error(`added ${r.added}`);
+      return (performance.now() - t0) / 1000;
+    });
+    const cpu = treeCpuSeconds() - cpu0;
+    const threads = threadBreakdown(threads0, threadCpuSeconds(), N);
+    await page.close();
+    return { rate: N / seconds, cpuMs: (1000 * cpu) / N, threads };
+  }
+
+  /** The page: fresh storage, the folder chosen, timed until the page is no longer busy. */
+  async function pageRun() {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+    await page.addInitScript(() => {
+      window.__longTasks = [];
+      new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
+      // Long animation frames name the scripts behind them: what a long task was.
+      window.__frames = [];
+      new PerformanceObserver((list) => window.__frames.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration, scripts: e.scripts.map((x) => `${x.invoker} ${x.sourceFunctionName}@${x.sourceURL.split('/').pop()}:${x.sourceCharPosition} ${x.duration.toFixed(0)}ms`) })))).observe({ type: 'long-animation-frame', buffered: true });
+    });
+    await page.goto(`${url}/www/?backend=cpu`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    const cpu0 = treeCpuSeconds();
+    const threads0 = threadCpuSeconds();
+    const t0 = await page.evaluate(() => performance.now());
+    await page.setInputFiles('#folder-input', folder);
+    await page.waitForFunction((n) => Number(document.getElementById('progress-bar').value) >= n && !document.body.dataset.busy, N, { timeout: 0, polling: 100 });
+    const t1 = await page.evaluate(() => performance.now());
+    const cpu = treeCpuSeconds() - cpu0;
+    const threads = threadBreakdown(threads0, threadCpuSeconds(), N);
+    const tasks = await page.evaluate(([a, b]) => window.__longTasks.filter((t) => t.start >= a && t.start <= b), [t0, t1]);
+    if (process.env.FRAMES) console.log(await page.evaluate(([a, b]) => window.__frames.filter((t) => t.start >= a && t.start <= b && t.ms > 50).map((f) => `${(f.start - a).toFixed(0)} ms: ${f.ms.toFixed(0)} ms ${f.scripts.join('; ')}`).join('\n'), [t0, t1]));
+    await context.close();
+    return { rate: N / ((t1 - t0) / 1000), cpuMs: (1000 * cpu) / N, tasks, threads };
+  }
+
+  const runs = { package: [], page: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    const a = await packageRun();
+    runs.package.push(a);
+    console.log(`  round ${r + 1}, package: ${a.rate.toFixed(1)} images/s, ${a.cpuMs.toFixed(0)} ms CPU per image (${a.threads}), load ${os.loadavg()[0].toFixed(1)}`);
+    const b = await pageRun();
+    runs.page.push(b);
+    const longest = Math.max(0, ...b.tasks.map((t) => t.ms));
+    console.log(`  round ${r + 1}, page:    ${b.rate.toFixed(1)} images/s, ${b.cpuMs.toFixed(0)} ms CPU per image (${b.threads}), long tasks ${b.tasks.length} (longest ${longest.toFixed(0)} ms: ${b.tasks.map((t) => t.ms.toFixed(0)).join(' ')}), load ${os.loadavg()[0].toFixed(1)}`);
+  }
+  const pkg = median(runs.package.map((x) => x.rate));
+  const pg = median(runs.page.map((x) => x.rate));
+  console.log(`\npackage ${pkg.toFixed(1)} images/s, page ${pg.toFixed(1)} images/s: page / package = ${(pg / pkg).toFixed(2)} (medians of ${ROUNDS})`);
+  console.log(`CPU per image (medians): package ${median(runs.package.map((x) => x.cpuMs)).toFixed(0)} ms, page ${median(runs.page.map((x) => x.cpuMs)).toFixed(0)} ms`);
+  console.log(`page main-thread tasks > 50 ms while adding: ${runs.page.map((x) => x.tasks.length).join(', ')} per round; longest ${Math.max(0, ...runs.page.flatMap((x) => x.tasks.map((t) => t.ms))).toFixed(0)} ms`);
+} finally {
+  await browser.close();
+  proc.kill();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
