@@ -8,7 +8,8 @@
 //! [`image`] (decode) → [`preprocess`] (crop, resize, normalise) → [`backbone`] (frozen CNN) →
 //! [`features`] (the spec of an embedding; pooling) → [`store`] (embeddings of images and
 //! augmented views) → [`head`] + [`train`] →
-//! [`metrics`] → [`predict`] (top-K + heatmap) → [`project`] (model/project files) →
+//! [`metrics`] → [`predict`] (top-K + heatmap) → [`project`] (model/project files; [`parts`]: a project
+//! stored piecemeal) →
 //! `web` (the wasm boundary, the only `#[wasm_bindgen]` code).
 
 pub mod backbone;
@@ -21,6 +22,7 @@ pub mod imagenet;
 pub mod metrics;
 pub mod predict;
 pub mod preprocess;
+pub mod parts;
 pub mod project;
 pub mod store;
 pub mod train;

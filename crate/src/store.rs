@@ -214,6 +214,24 @@ impl Store {
         self.examples.is_empty()
     }
 
+    /// The id the next added example gets (ids are never reused within a store).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Never hand out ids below `next_id` (a store restored from parts remembers the ids of
+    /// examples removed before it was saved, so a new example cannot take a removed one's id).
+    ///
+    /// # Errors
+    /// [`Error::ModelFile`] when `next_id` is past [`MAX_ID`] + 1.
+    pub fn reserve_ids(&mut self, next_id: u64) -> Result<()> {
+        if next_id > MAX_ID + 1 {
+            return Err(Error::ModelFile(format!("the next example id {next_id} is above {MAX_ID}")));
+        }
+        self.next_id = self.next_id.max(next_id);
+        Ok(())
+    }
+
     /// Index of a class, if it exists.
     pub fn class_index(&self, name: &str) -> Option<usize> {
         self.classes.iter().position(|c| c == name)

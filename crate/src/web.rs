@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::features::{FeatureSpec, Pooling};
 use crate::predict::{predict_image, Classifier};
 use crate::preprocess::{self, Crop};
+use crate::parts::{Parts, ProjectRef, Tracker};
 use crate::project::{self, Model, Project};
 use crate::store::{embed_views, fingerprint, AugmentConfig, Store};
 use crate::train::{train_pausing, EpochStats, TrainConfig};
@@ -207,6 +208,8 @@ struct State {
     training: Option<TrainConfig>,
     model: Option<Model>,
     extra: serde_json::Value,
+    /// What the caller's storage holds of this project (see `saveParts`).
+    parts: Tracker,
 }
 
 impl State {
@@ -332,8 +335,26 @@ impl Engine {
                 training: None,
                 model: None,
                 extra: serde_json::Value::Null,
+                parts: Tracker::default(),
             })),
         })
+    }
+
+    /// An engine holding a loaded `project` (with its features), whose storage holds what
+    /// `parts` says.
+    async fn holding(weights: Vec<u8>, backend: &str, project: Project, parts: Tracker) -> Result<Self> {
+        let spec = *project.store.spec();
+        let engine = Self::new(weights, backend, |_| Ok(spec)).await?;
+        {
+            let mut s = engine.state.borrow_mut();
+            s.store = project.store;
+            s.augment = project.augment;
+            s.training = project.training;
+            s.model = project.model;
+            s.extra = project.extra;
+            s.parts = parts;
+        }
+        Ok(engine)
     }
 
     fn promise<T, Fut>(&self, f: impl FnOnce(Rc<RefCell<State>>) -> Fut) -> Promise
@@ -364,17 +385,26 @@ impl Engine {
     #[wasm_bindgen(js_name = loadProject)]
     pub async fn load_project(weights: Vec<u8>, backend: String, project: Vec<u8>) -> Result<Engine, JsValue> {
         let project = Project::from_bytes(&project).map_err(to_js)?;
-        let spec = *project.store.spec();
-        let engine = Self::new(weights, &backend, |_| Ok(spec)).await.map_err(to_js)?;
-        {
-            let mut s = engine.state.borrow_mut();
-            s.store = project.store;
-            s.augment = project.augment;
-            s.training = project.training;
-            s.model = project.model;
-            s.extra = project.extra;
-        }
-        Ok(engine)
+        Self::holding(weights, &backend, project, Tracker::default()).await.map_err(to_js)
+    }
+
+    /// An engine restored from a project stored as parts (an object of `saveParts`' records by
+    /// key, e.g. read back from IndexedDB), checked as `loadProject` checks a file. Its
+    /// `savedGeneration` says these parts are stored, so its next `saveParts` writes only changes.
+    #[wasm_bindgen(js_name = loadParts)]
+    pub async fn load_parts(weights: Vec<u8>, backend: String, parts: JsValue) -> Result<Engine, JsValue> {
+        let parts = parts_from_js(&parts).map_err(to_js)?;
+        let (project, tracker) = Tracker::load(&parts).map_err(to_js)?;
+        drop(parts);
+        Self::holding(weights, &backend, project, tracker).await.map_err(to_js)
+    }
+
+    /// The generation of the parts this engine was loaded from (`loadParts`), else `null`: pass
+    /// it as `since` to the first `saveParts`.
+    #[wasm_bindgen(getter, js_name = savedGeneration)]
+    pub fn saved_generation(&self) -> Option<f64> {
+        let g = self.state.borrow().parts.generation();
+        (g > 0).then_some(g as f64)
     }
 
     /// An inference-only engine for a model file (as written by `exportModel` or the CLI), with
@@ -727,11 +757,54 @@ impl Engine {
         project.to_bytes().map_err(to_js)
     }
 
+    /// What changed since the save of generation `since` (the last one the caller stored;
+    /// `null`/`undefined`: nothing is stored yet), with `extra` as the app data (if given):
+    /// `{ generation, clear, put: [[key, Uint8Array], …], remove: [key, …] }`. Store it in one
+    /// transaction — empty the store first when `clear` — then pass `generation` as the next
+    /// `since`. A save not stored is simply written again by the next call with the old `since`.
+    #[wasm_bindgen(js_name = saveParts)]
+    pub fn save_parts(&self, extra: JsValue, since: Option<f64>) -> Result<JsValue, JsValue> {
+        let mut s = self.state.borrow_mut();
+        if !extra.is_undefined() {
+            s.extra = json_from_js(&extra, "extra").map_err(to_js)?;
+        }
+        // Generations are whole numbers below 2^53; anything else is one this engine never gave.
+        let since = since.filter(|g| *g >= 0.0 && g.fract() == 0.0 && *g < 9.0e15).map(|g| g as u64);
+        let s = &mut *s;
+        let project = ProjectRef { store: &s.store, augment: &s.augment, training: s.training.as_ref(), model: s.model.as_ref(), extra: &s.extra };
+        let changes = s.parts.changes(project, since).map_err(to_js)?;
+        let put = js_sys::Array::new();
+        for (key, bytes) in &changes.put {
+            put.push(&js_sys::Array::of2(&key.into(), &js_sys::Uint8Array::from(bytes.as_slice())));
+        }
+        let out = js_sys::Object::new();
+        let set = |key: &str, value: &JsValue| Reflect::set(&out, &key.into(), value).map(|_| ()).map_err(|_| to_js(Error::Backend("cannot build the saved parts".into())));
+        set("generation", &(changes.generation as f64).into())?;
+        set("clear", &changes.clear.into())?;
+        set("put", &put)?;
+        set("remove", &changes.remove.iter().map(|k| JsValue::from_str(k)).collect::<js_sys::Array>())?;
+        Ok(out.into())
+    }
+
     /// The app data stored with the project (`null` if none).
     #[wasm_bindgen(getter)]
     pub fn extra(&self) -> Result<JsValue, JsValue> {
         to_value(&self.state.borrow().extra).map_err(to_js)
     }
+}
+
+/// The records of a stored project as JS gives them: an object of `Uint8Array`s by key.
+fn parts_from_js(parts: &JsValue) -> Result<Parts> {
+    let bad = || Error::InvalidArgument("parts must be an object of Uint8Arrays by key, as saveParts wrote them".into());
+    let object = parts.dyn_ref::<js_sys::Object>().ok_or_else(bad)?;
+    let mut out = Parts::new();
+    for entry in js_sys::Object::entries(object).iter() {
+        let entry: js_sys::Array = entry.dyn_into().map_err(|_| bad())?;
+        let key = entry.get(0).as_string().ok_or_else(bad)?;
+        let bytes: js_sys::Uint8Array = entry.get(1).dyn_into().map_err(|_| bad())?;
+        out.insert(key, bytes.to_vec());
+    }
+    Ok(out)
 }
 
 /// How an image's views are made: the feature spec (its crop decided) and the augmentation.

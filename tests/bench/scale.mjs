@@ -83,7 +83,6 @@ function writeImages(dir, n) {
  * there. Only descendants of our browser count (others may be running Chromium on the machine).
  */
 function rendererMiB() {
-  const root = browser.process()?.pid;
   const parent = new Map();
   const pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   for (const pid of pids) {
@@ -94,6 +93,15 @@ function rendererMiB() {
       // The process ended.
     }
   }
+  // Our browser: the Chromium this node process started (playwright's Browser has no process()).
+  const cmdline = (pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const root = [...parent].find(([pid, pp]) => pp === process.pid && /chrom/.test(cmdline(pid)))?.[0];
   const ours = (pid) => {
     for (let p = pid, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (p === root) return true;
     return false;

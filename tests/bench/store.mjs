@@ -4,24 +4,28 @@
 // timed: loadProject, examples(), a reply of a small call (renameClass), saveProject, with and
 // without a training-report-sized `extra`.
 //
-// With --page: the page instead. The project is put where the page saves it (IndexedDB), the
-// page reloaded (timed to ready), a class renamed (the save it causes is timed: serialising and
-// storing), and the longest main-thread task after ready printed.
+// With --page: the page instead. The project is put where earlier versions of the page saved it
+// (one IndexedDB record), the page reloaded (timed to ready; it converts the record into parts,
+// the whole save timed) and reloaded again (from parts), a class renamed (its save timed:
+// computing the changes, storing them), the longest main-thread task after ready printed; then
+// training with the defaults is started and stopped (time until the page is idle, main-thread
+// tasks and timer lateness meanwhile) and run to the end (its save timed).
 //
 // Usage: node tests/bench/store.mjs [--examples 10000] [--page]
 // Needs www/pkg (bash www/build.sh) and tests/browser's node_modules (npm ci in tests/browser).
 
 import { parseArgs } from 'node:util';
 import { startServer, launch, openHarness } from '../browser/helpers.mjs';
+import { growProject } from '../grow-project.mjs';
 
 const { values } = parseArgs({ options: { examples: { type: 'string', default: '10000' }, page: { type: 'boolean', default: false } } });
 const N = Number(values.examples);
 
 /**
  * In the page: a project file of `n` examples (two classes), grown from a 4-image project made
- * with `Tuner` (the embeddings copied with a little noise). Resolves to its bytes.
+ * with `Tuner` (tests/grow-project.mjs, whose source `grow` is). Resolves to its bytes.
  */
-async function bigProject(n, Tuner) {
+async function bigProject(n, Tuner, grow) {
   // Four different synthetic pictures (gradients and stripes), as ImageData.
   const picture = (k) => {
     const side = 96;
@@ -38,39 +42,7 @@ async function bigProject(n, Tuner) {
   await tuner.addImages('coffee', [picture(2), picture(3)]);
   const small = await tuner.saveProject();
   tuner.dispose();
-
-  // The project file: magic, version, kind, reserved, meta_len, meta, blob_len, blob, crc32.
-  const dv = new DataView(small.buffer, small.byteOffset);
-  const metaLen = dv.getUint32(12, true);
-  const meta = JSON.parse(new TextDecoder().decode(small.subarray(16, 16 + metaLen)));
-  const blobAt = 16 + metaLen + 8;
-  const dim = meta.features.dim ?? 1280;
-  const seeds = new Float32Array(small.buffer.slice(small.byteOffset + blobAt, small.byteOffset + blobAt + 4 * dim * 4));
-  const examples = [];
-  const blob = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    const k = i % 4;
-    examples.push({ id: i, class: k < 2 ? 0 : 1, name: `image-${String(i).padStart(5, '0')}.png`, views: 1 });
-    for (let j = 0; j < dim; j++) blob[i * dim + j] = seeds[k * dim + j] * (1 + 0.05 * Math.sin(i * 7.1 + j));
-  }
-  const big = { ...meta, examples };
-  const metaBytes = new TextEncoder().encode(JSON.stringify(big));
-  const bytes = new Uint8Array(16 + metaBytes.length + 8 + blob.byteLength + 4);
-  bytes.set(small.subarray(0, 12));
-  const w = new DataView(bytes.buffer);
-  w.setUint32(12, metaBytes.length, true);
-  bytes.set(metaBytes, 16);
-  w.setBigUint64(16 + metaBytes.length, BigInt(blob.length), true);
-  bytes.set(new Uint8Array(blob.buffer), 16 + metaBytes.length + 8);
-  const table = Array.from({ length: 256 }, (_, c) => {
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length - 4; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  w.setUint32(bytes.length - 4, (c ^ 0xffffffff) >>> 0, true);
-
-  return bytes;
+  return eval(`(${grow})`)(small, n);
 }
 
 const server = await startServer();
@@ -81,9 +53,9 @@ try {
     process.exit(0);
   }
   const page = await openHarness(browser, server.url);
-  const out = await page.evaluate(async ([n, source]) => {
+  const out = await page.evaluate(async ([n, source, grow]) => {
     const { Tuner } = window.headtune;
-    const bytes = await eval(`(${source})`)(n, Tuner);
+    const bytes = await eval(`(${source})`)(n, Tuner, grow);
     const time = async (f) => {
       const t = performance.now();
       const v = await f();
@@ -106,7 +78,7 @@ try {
     res.examplesAfterReport = (await time(() => big2.examples()))[0];
     big2.dispose();
     return res;
-  }, [N, bigProject.toString()]);
+  }, [N, bigProject.toString(), growProject.toString()]);
   console.log(`headtune package at ${N} synthetic examples (CPU backend): project file ${(out.bytes / 2 ** 20).toFixed(1)} MiB`);
   for (const [k, v] of Object.entries(out)) if (k !== 'bytes') console.log(`${k.padEnd(20)} ${typeof v === 'number' && k !== 'listed' ? `${v.toFixed(0)} ms` : v}`);
 } finally {
@@ -124,9 +96,9 @@ async function pageRun() {
   });
   await page.goto(`${server.url}/www/?backend=cpu`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-  await page.evaluate(async ([n, source]) => {
+  await page.evaluate(async ([n, source, grow]) => {
     const { Tuner } = await import('/www/lib/index.js');
-    const bytes = await eval(`(${source})`)(n, Tuner);
+    const bytes = await eval(`(${source})`)(n, Tuner, grow);
     await new Promise((resolve, reject) => {
       const req = indexedDB.open('headtune');
       req.onsuccess = () => {
@@ -140,22 +112,70 @@ async function pageRun() {
       };
       req.onerror = () => reject(req.error);
     });
-  }, [N, bigProject.toString()]);
-  console.log(`stored a ${N}-example project; reloading …`);
-  const t0 = Date.now();
-  await page.reload();
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 300_000 });
-  const ready = Date.now() - t0;
+  }, [N, bigProject.toString(), growProject.toString()]);
+  console.log(`stored a ${N}-example project as a single record (the format before parts); reloading …`);
+  const savesSoFar = () => page.evaluate(() => performance.getEntriesByName('headtune:save').map((e) => ({ ms: e.duration, ...e.detail })));
+  const nextSave = async () => {
+    const n = (await savesSoFar()).length;
+    await page.waitForFunction((k) => performance.getEntriesByName('headtune:save').length > k, n, { timeout: 300_000 });
+    return (await savesSoFar())[n];
+  };
+  const describe = (s) => `${s.ms.toFixed(0)} ms, ${(s.bytes / 2 ** 20).toFixed(2)} MiB [${s.parts.map((k) => (k.startsWith('chunk-') ? 'chunk' : k)).join(', ')}] (computing ${s.serialiseMs.toFixed(0)} ms, storing ${(s.ms - s.serialiseMs).toFixed(0)} ms)`;
+  const reload = async () => {
+    const t0 = Date.now();
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 300_000 });
+    return Date.now() - t0;
+  };
+  const converting = await reload();
+  await page.waitForFunction(() => performance.getEntriesByName('headtune:save').length > 0, null, { timeout: 300_000 });
+  const [whole] = await savesSoFar();
+  console.log(`headtune page with a ${N}-example project (synthetic embeddings, CPU backend)`);
+  console.log(`reload → ready (single record, converted): ${(converting / 1000).toFixed(1)} s; its whole save into parts: ${describe(whole)}`);
+  const ready = await reload();
   const counts = await page.$$eval('#classes .count', (els) => els.map((e) => e.textContent));
+  const thumbs = await page.$$eval('#classes .thumbs li', (els) => els.length);
+  console.log(`reload → ready (from parts): ${(ready / 1000).toFixed(1)} s; class counts: ${counts.join(', ')}; thumbnail slots shown: ${thumbs}`);
   const input = page.locator('#classes input[type="text"]').first();
+  const renamed = nextSave();
   await input.fill('renamed');
   await input.press('Enter');
-  await page.waitForFunction(() => performance.getEntriesByName('headtune:save').length > 0, null, { timeout: 120_000 });
-  const saves = await page.evaluate(() => performance.getEntriesByName('headtune:save').map((e) => ({ ms: e.duration, ...e.detail })));
-  const longest = await page.evaluate(() => Math.max(0, ...window.__longTasks.filter((t) => t.start > performance.getEntriesByName('headtune:ready')[0].startTime + performance.getEntriesByName('headtune:ready')[0].duration).map((t) => t.ms)));
-  const thumbs = await page.$$eval('#classes .thumbs li', (els) => els.length);
-  console.log(`headtune page with a ${N}-example project (synthetic embeddings, CPU backend)`);
-  console.log(`reload → ready: ${(ready / 1000).toFixed(1)} s; class counts: ${counts.join(', ')}; thumbnail slots shown: ${thumbs}`);
-  for (const s of saves) console.log(`save after a rename: ${s.ms.toFixed(0)} ms (${(s.bytes / 2 ** 20).toFixed(1)} MiB; serialising ${s.serialiseMs.toFixed(0)} ms, storing ${(s.ms - s.serialiseMs).toFixed(0)} ms)`);
+  console.log(`save after a rename: ${describe(await renamed)}`);
+  const longest = await page.evaluate(() => Math.max(0, ...window.__longTasks.filter((t) => t.start > performance.getEntriesByName('headtune:ready').at(-1).startTime + performance.getEntriesByName('headtune:ready').at(-1).duration).map((t) => t.ms)));
   console.log(`longest main-thread task after ready: ${longest.toFixed(0)} ms`);
+
+  // Training with the defaults, stopped once it is under way: how soon the page is idle again,
+  // and how responsive it stays while training (main-thread tasks, a timer's lateness).
+  await page.evaluate(() => {
+    window.__lateness = [];
+    let last = performance.now();
+    window.__ticker = setInterval(() => {
+      const now = performance.now();
+      window.__lateness.push(now - last - 50);
+      last = now;
+    }, 50);
+  });
+  const trainStart = Date.now();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await page.waitForFunction(() => /^Epoch \d+/.test(document.getElementById('train-status').textContent), null, { timeout: 300_000 });
+  const firstEpoch = Date.now() - trainStart;
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const stopAt = await page.evaluate(() => {
+    document.getElementById('stop-button').click();
+    return performance.now();
+  });
+  await page.waitForFunction(() => !document.body.dataset.busy, null, { timeout: 300_000 });
+  const stopped = await page.evaluate((t) => {
+    clearInterval(window.__ticker);
+    const idle = performance.now() - t;
+    const during = window.__longTasks.filter((x) => x.start > t - 3000);
+    return { idle, status: document.getElementById('train-status').textContent, longest: Math.max(0, ...during.map((x) => x.ms)), late: Math.max(0, ...window.__lateness) };
+  }, stopAt);
+  console.log(`training with defaults: first epoch shown after ${(firstEpoch / 1000).toFixed(1)} s; Stop pressed 2 s later → idle after ${stopped.idle.toFixed(0)} ms ("${stopped.status}")`);
+  console.log(`while training: longest main-thread task ${stopped.longest.toFixed(0)} ms, a 50 ms timer at most ${stopped.late.toFixed(0)} ms late`);
+  const trainAll = Date.now();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await page.waitForFunction(() => /^Done/.test(document.getElementById('train-status').textContent) && !document.body.dataset.busy, null, { timeout: 600_000 });
+  console.log(`training with defaults to the end: ${((Date.now() - trainAll) / 1000).toFixed(1)} s (${await page.$eval('#train-status', (e) => e.textContent)})`);
+  console.log(`save after training: ${describe(await nextSave())}`);
 }

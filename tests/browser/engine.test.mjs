@@ -463,6 +463,58 @@ describe('headtune in the browser', () => {
     assert.ok(Math.abs(out.a.probability - out.b.probability) < 1e-6);
   });
 
+  it('saveParts writes only what changed; loadParts restores the project and refuses a damaged part', { timeout: 120_000 }, async () => {
+    const out = await run(async () => {
+      const { Tuner } = window.headtune;
+      const tuner = window.keep.cpu;
+      const stored = new Map();
+      const apply = (c) => {
+        if (c.clear) stored.clear();
+        c.remove.forEach((k) => stored.delete(k));
+        c.put.forEach(([k, b]) => stored.set(k, b));
+        return c.put.map(([k]) => (k.startsWith('chunk-') ? 'chunk' : k)).sort();
+      };
+      const first = await tuner.saveParts({ extra: { note: 'parts' }, since: null });
+      const r = { clear: first.clear, firstKeys: apply(first), newTuner: tuner.savedGeneration };
+      const again = await Tuner.loadParts(Object.fromEntries(stored), { backend: 'cpu' });
+      r.classes = again.classes;
+      r.extra = again.extra;
+      r.same = Math.abs((await tuner.predict(await window.fx.fixture('chelsea.png')))[0].probability - (await again.predict(await window.fx.fixture('chelsea.png')))[0].probability) < 1e-6;
+      // The loaded tuner knows what is stored: nothing to write, then a rename writes the head and model.
+      r.unchanged = apply(await again.saveParts({ extra: { note: 'parts' }, since: again.savedGeneration }));
+      await again.renameClass('cat', 'kitten');
+      const rename = await again.saveParts({ since: again.savedGeneration });
+      r.renameKeys = apply(rename);
+      r.renameBytes = rename.put.reduce((n, [, b]) => n + b.length, 0);
+      r.wholeBytes = first.put.reduce((n, [, b]) => n + b.length, 0);
+      again.dispose();
+      const third = await Tuner.loadParts(Object.fromEntries(stored), { backend: 'cpu' });
+      r.renamed = third.classes;
+      third.dispose();
+      const chunk = new Uint8Array(stored.get('chunk-0'));
+      chunk[100] ^= 1;
+      r.damaged = await Tuner.loadParts({ ...Object.fromEntries(stored), 'chunk-0': chunk }, { backend: 'cpu' }).then(
+        (t) => (t.dispose(), 'loaded'),
+        (e) => ({ code: e.code, message: e.message }),
+      );
+      r.badSince = await tuner.saveParts({ since: -1 }).then(() => 'saved', (e) => e.code);
+      return r;
+    });
+    assert.equal(out.clear, true);
+    assert.equal(out.newTuner, null);
+    assert.deepEqual(out.firstKeys, ['chunk', 'extra', 'head', 'labels', 'model']);
+    assert.deepEqual(out.classes, [{ name: 'cat', count: 4 }, { name: 'coffee', count: 4 }]);
+    assert.deepEqual(out.extra, { note: 'parts' });
+    assert.ok(out.same, 'the loaded model predicts the same');
+    assert.deepEqual(out.unchanged, [], 'an unchanged project writes nothing');
+    assert.deepEqual(out.renameKeys, ['head', 'model']);
+    assert.ok(out.renameBytes + 8 * 1280 * 4 < out.wholeBytes, `a rename wrote ${out.renameBytes} of ${out.wholeBytes} bytes: no embeddings`);
+    assert.deepEqual(out.renamed, [{ name: 'kitten', count: 4 }, { name: 'coffee', count: 4 }]);
+    assert.equal(out.damaged.code, 'ModelFile');
+    assert.match(out.damaged.message, /saved part "chunk-0": checksum mismatch/);
+    assert.equal(out.badSince, 'InvalidArgument');
+  });
+
   it('large projects stay cheap: examples as typed-array columns; extra crosses only in the replies that set it, and a large one round-trips', { timeout: 120_000 }, async () => {
     const out = await run(async () => {
       const { Tuner } = window.headtune;

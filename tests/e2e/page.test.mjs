@@ -16,6 +16,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS, serveStatic } from '../chromium.mjs';
+import { growProject } from '../grow-project.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -582,13 +583,13 @@ test('cross-validation finds a mislabelled image; it is moved to its class in pl
 
 test('closing the tab in the middle of a save keeps the last saved project whole', { timeout: 300_000 }, async () => {
   const { context, page } = await newPage();
-  // A slow disk: the write of the project keeps its transaction open for seconds (a chain of
-  // reads in the same transaction), so the tab can be closed before it commits.
+  // A slow disk: a save's writes keep their transaction open for seconds (a chain of reads in
+  // the same transaction), so the tab can be closed before it commits.
   await page.addInitScript(() => {
     const put = IDBObjectStore.prototype.put;
     IDBObjectStore.prototype.put = function (value, key) {
       const req = put.call(this, value, key);
-      if (key === 'project' && window.__slowSave) {
+      if (this.name === 'parts' && window.__slowSave && !window.__saving) {
         window.__saving = true;
         const until = performance.now() + 10_000;
         const spin = () => {
@@ -629,6 +630,101 @@ test('closing the tab in the middle of a save keeps the last saved project whole
       }),
   );
   assert.equal(stored, 3);
+  await context.close();
+});
+
+/** The page's saves so far (performance.measure 'headtune:save' of keep.js), oldest first. */
+const saves = (page) => page.evaluate(() => performance.getEntriesByName('headtune:save').map((e) => ({ ms: e.duration, ...e.detail })));
+
+/** Wait until the page has stored more than `n` saves and shows "Saved"; resolves to the new ones. */
+async function savesAfter(page, n) {
+  await page.waitForFunction((k) => performance.getEntriesByName('headtune:save').length > k && document.querySelector('#save-status').dataset.state === 'saved', n, { timeout: 120_000 });
+  return (await saves(page)).slice(n);
+}
+
+/** Open a page holding a synthetic project of `n` examples (two classes), imported as a file. */
+async function withSyntheticProject(n) {
+  const { context, page } = await newPage();
+  await open(page);
+  for (const cls of ['bag', 'trouser']) {
+    await page.getByLabel(/go to class/).fill(cls);
+    await page.setInputFiles('#file-input', [0, 1].map((i) => path.join(FIX, `holdout/${cls}-${i}.png`)));
+    await page.waitForFunction((c) => document.querySelector(`#classes > li[data-class="${c}"]`)?.dataset.count === '2' && !document.body.dataset.busy, cls, { timeout: 120_000 });
+  }
+  await saved(page);
+  const small = fs.readFileSync(await download(page, 'Export project'));
+  const file = path.join(OUT, `synthetic-${n}.headtune`);
+  fs.writeFileSync(file, growProject(new Uint8Array(small.buffer, small.byteOffset, small.length), n));
+  const before = (await saves(page)).length;
+  await page.setInputFiles('#import-input', file);
+  await page.waitForFunction((k) => document.querySelector('#classes > li:not(.pending)')?.dataset.count === String(k / 2) && !document.body.dataset.busy, n, { timeout: 120_000 });
+  const [whole] = await savesAfter(page, before);
+  return { context, page, whole };
+}
+
+test('each save writes what changed: a rename after 1,000 images writes a name, not the project; a setting writes only the settings', { timeout: 300_000 }, async () => {
+  const { context, page, whole } = await withSyntheticProject(1000);
+  assert.equal(whole.whole, true, 'an imported project is stored whole');
+  assert.ok(whole.bytes > 1000 * 1280 * 4, `the whole save wrote ${whole.bytes} bytes`);
+  const names = await page.$$eval('#classes > li:not(.pending) input[type="text"]', (ins) => ins.map((i) => i.value));
+
+  let n = (await saves(page)).length;
+  const input = page.locator('#classes > li:not(.pending) input[type="text"]').first();
+  await input.fill('renamed');
+  await input.press('Enter');
+  const [rename] = await savesAfter(page, n);
+  assert.deepEqual(rename.parts, ['head'], `a rename wrote ${rename.parts}`);
+  assert.ok(rename.bytes < 2000 && rename.bytes * 1000 < whole.bytes, `a rename wrote ${rename.bytes} of ${whole.bytes} bytes`);
+
+  n += 1;
+  await advanced(page);
+  await page.getByLabel('Epochs').fill('30');
+  await page.getByLabel('Epochs').dispatchEvent('change');
+  const [setting] = await savesAfter(page, n);
+  assert.deepEqual(setting.parts, ['extra'], `a setting wrote ${setting.parts}`);
+  assert.ok(setting.bytes < 2000, `a setting wrote ${setting.bytes} bytes`);
+
+  // Removing an image writes the labels (12 bytes an image), not its embedding's neighbours.
+  n += 1;
+  await page.locator('#classes > li:not(.pending)').first().locator('.thumbs button.remove').first().click();
+  const [removal] = await savesAfter(page, n);
+  assert.deepEqual(removal.parts, ['labels'], `a removal wrote ${removal.parts}`);
+  assert.ok(removal.bytes * 100 < whole.bytes, `a removal wrote ${removal.bytes} bytes`);
+
+  // What was stored piecemeal is the project: after a reload, the rename, the removal and the setting are there.
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  const after = await page.$$eval('#classes > li:not(.pending)', (lis) => lis.map((li) => [li.querySelector('input').value, li.dataset.count]));
+  assert.deepEqual(after, [['renamed', '499'], [names[1], '500']]);
+  await advanced(page);
+  assert.equal(await page.getByLabel('Epochs').inputValue(), '30');
+  assert.ok(await page.$eval('#keep-error', (e) => e.hidden), 'restored without an error');
+  await context.close();
+});
+
+test('closing the tab right after a change, while its save may be running, leaves the project before or after the change, whole', { timeout: 600_000 }, async () => {
+  const { context, page } = await withSyntheticProject(1000);
+  const names = await page.$$eval('#classes > li:not(.pending) input[type="text"]', (ins) => ins.map((i) => i.value));
+  let current = page;
+  let stored = names[0];
+  const seen = new Set();
+  // Closed at moments around the save's start (300 ms after the change) and while it runs.
+  for (const [i, wait] of [0, 250, 320, 400, 600].entries()) {
+    const input = current.locator('#classes > li:not(.pending) input[type="text"]').first();
+    await input.fill(`name-${i}`);
+    await input.press('Enter');
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    await current.close();
+    current = await context.newPage();
+    await open(current);
+    const got = await current.$$eval('#classes > li:not(.pending)', (lis) => lis.map((li) => [li.querySelector('input').value, li.dataset.count]));
+    assert.ok([stored, `name-${i}`].includes(got[0][0]), `after closing at ${wait} ms: ${JSON.stringify(got)} (before: ${stored})`);
+    seen.add(got[0][0] === `name-${i}` ? 'after' : 'before');
+    stored = got[0][0];
+    assert.deepEqual(got.map((c) => c[1]), ['500', '500'], `every image is there after closing at ${wait} ms`);
+    assert.ok(await current.$eval('#keep-error', (e) => e.hidden), 'restored without an error');
+  }
+  console.log(`closing right after a rename: ${[...seen].join(' and ')} the change seen`);
   await context.close();
 });
 
@@ -696,6 +792,47 @@ test('a saved project that can no longer be opened is kept and can be downloaded
   assert.match(await page.$eval('#keep-error', (e) => e.textContent), /could not be restored/);
   const file = await download(page, 'Download that copy');
   assert.deepEqual([...fs.readFileSync(file)], garbage);
+
+  // A project stored as parts, one of them damaged: its records are kept, as they were, and
+  // offered as one tar file (what the parts' reader refused is named).
+  await page.getByLabel(/go to class/).fill('kept');
+  await page.setInputFiles('#file-input', [path.join(FIX, 'holdout/bag-0.png')]);
+  await savesAfter(page, 0);
+  const records = await page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const tx = e.target.result.transaction('parts', 'readwrite');
+          const store = tx.objectStore('parts');
+          const keys = store.getAllKeys();
+          const values = store.getAll();
+          keys.onsuccess = () => {
+            const chunk = keys.result.indexOf('chunk-0');
+            values.onsuccess = () => {
+              const bytes = values.result[chunk];
+              bytes[bytes.length - 1] ^= 0xff;
+              store.put(bytes, 'chunk-0');
+            };
+          };
+          tx.oncomplete = () => resolve(Object.fromEntries(keys.result.map((k, i) => [k, values.result[i].length])));
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+  );
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  assert.match(await page.$eval('#keep-error', (e) => e.textContent), /could not be restored \(.*saved part "chunk-0": checksum mismatch.*kept in this browser as it was/);
+  const tarFile = await download(page, 'Download that copy');
+  assert.match(path.basename(tarFile), /\.tar$/);
+  const tar = fs.readFileSync(tarFile);
+  const inTar = {};
+  for (let at = 0; at + 512 <= tar.length && tar[at] !== 0; ) {
+    const name = tar.subarray(at, at + 100).toString('latin1').replace(/\0.*$/s, '');
+    const size = parseInt(tar.subarray(at + 124, at + 136).toString('latin1'), 8);
+    inTar[name] = size;
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  assert.deepEqual(inTar, records, 'every stored record, at its size');
   await context.close();
 });
 

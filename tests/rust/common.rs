@@ -83,3 +83,19 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// Re-encode a headtune file (model, project, or a part of a stored project) with its JSON
+/// metadata edited, lengths and checksum valid, as a crafted file would be.
+pub fn with_meta(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let mut meta: serde_json::Value = serde_json::from_slice(&bytes[16..16 + meta_len]).expect("meta");
+    edit(&mut meta);
+    let meta = serde_json::to_vec(&meta).expect("json");
+    let mut out = bytes[..12].to_vec();
+    out.extend((meta.len() as u32).to_le_bytes());
+    out.extend(&meta);
+    out.extend(&bytes[16 + meta_len..bytes.len() - 4]);
+    let crc = crc32fast::hash(&out);
+    out.extend(crc.to_le_bytes());
+    out
+}

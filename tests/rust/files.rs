@@ -7,6 +7,9 @@ use headtune::project::{Model, Project};
 use headtune::store::{AugmentConfig, Store};
 use headtune::Error;
 
+mod common;
+use common::with_meta;
+
 fn classifier() -> Classifier {
     let d_out = 3;
     let output = DenseWeights {
@@ -113,21 +116,6 @@ fn project_round_trip_keeps_embeddings_model_and_extra() {
     // Kinds are not interchangeable.
     assert!(Model::from_bytes(&bytes).unwrap_err().to_string().contains("project file"));
     assert!(Project::from_bytes(&model().to_bytes().expect("writes")).unwrap_err().to_string().contains("model file"));
-}
-
-/// Re-encode a file with edited metadata (valid lengths and checksum), as a crafted file would be.
-fn with_meta(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
-    let mut meta: serde_json::Value = serde_json::from_slice(&bytes[16..16 + meta_len]).expect("meta");
-    edit(&mut meta);
-    let meta = serde_json::to_vec(&meta).expect("json");
-    let mut out = bytes[..12].to_vec();
-    out.extend((meta.len() as u32).to_le_bytes());
-    out.extend(&meta);
-    out.extend(&bytes[16 + meta_len..bytes.len() - 4]);
-    let crc = crc32fast::hash(&out);
-    out.extend(crc.to_le_bytes());
-    out
 }
 
 fn small_project() -> Project {

@@ -91,6 +91,9 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
         });
         rejected.push(...r.rejected);
         added += r.added;
+        // Saved as they come, once their thumbnails are stored (a save writes only the new
+        // embeddings): closing the tab while adding keeps what was added up to the last save.
+        if (r.added) thumbsOfPrevious.then(() => scheduleSave(state), () => {});
         done += files.length;
         progress(done);
       }

@@ -82,6 +82,9 @@ export async function reframe(state, crop) {
 /** A tuner restored from project bytes (not yet in use). A bad file rejects; nothing changes. */
 export const open = (state, bytes) => Tuner.loadProject(bytes, options(state));
 
+/** A tuner restored from the parts stored in this browser (not yet in use); bad parts reject. */
+export const openParts = (state, parts) => Tuner.loadParts(parts, options(state));
+
 /** Make `next` the page's tuner, disposing of the old one, and show its backend. */
 export function use(state, next) {
   const old = tuner;

@@ -48,33 +48,39 @@ function mountEngineSelect(state) {
   render(state.get());
 }
 
-/** Open the project saved in this browser, if any; otherwise start an empty one. */
+/**
+ * Open the project saved in this browser, if any (its parts; or the single project file of an
+ * earlier version, converted to parts by the save that follows); otherwise start an empty one.
+ */
 async function restore(state, defaults) {
-  let saved = null;
+  let saved = { parts: null, project: null, writer: null };
   try {
-    saved = await db.get('project');
+    saved = await db.readSaved();
   } catch (e) {
     setError(state, 'keep', `This browser does not let the page store data (${e.message}); your work will not survive a reload. Use Export project to keep it.`);
   }
-  if (saved) {
+  const stored = saved.parts ?? saved.project;
+  if (stored) {
     try {
-      const tuner = await engine.open(state, saved);
+      const tuner = saved.parts ? await engine.openParts(state, saved.parts) : await engine.open(state, saved.project);
       engine.use(state, tuner);
+      if (saved.parts) keep.openedFromParts(tuner, saved.writer);
       const extra = tuner.extra;
       state.set(keep.projectState(extra, defaults));
       await engine.refresh(state);
       const migrated = await keep.migrate(extra, state.get());
       state.set(migrated);
-      if (Object.keys(migrated).length) keep.scheduleSave(state);
+      if (!saved.parts || Object.keys(migrated).length) keep.scheduleSave(state);
       // Thumbnails of examples the last session added but did not get to save.
       await thumbs.prune(state.get().examples.map((e) => e.id));
       return;
     } catch (e) {
-      // Keep the unreadable copy (it can still be exported) rather than overwrite it.
-      const key = `project-unreadable-${Date.now()}`;
-      await db.put(key, saved).catch(() => {});
+      // Keep the unreadable copy (it can still be downloaded) rather than overwrite it: the
+      // old single file as it was, or the parts as one tar of their records.
+      const key = `${saved.parts ? 'parts' : 'project'}-unreadable-${Date.now()}`;
+      await (saved.parts ? db.setAside(key, keep.tarOf(saved.parts)) : db.put(key, saved.project)).catch(() => {});
       state.set({ unreadable: key });
-      setError(state, 'keep', `The saved project could not be restored (${e.message}); starting an empty one. The old copy is kept in this browser: download it below.`);
+      setError(state, 'keep', `The saved project could not be restored (${e.message}); starting an empty one. What was saved is kept in this browser as it was: download it below.`);
     }
   }
   engine.use(state, await engine.createEmpty(state, Number(defaults.views) || 0));

@@ -443,12 +443,26 @@ export declare const POOLINGS: readonly Pooling[];
  */
 export declare function preload(options?: AssetOptions & { onProgress?: (event: LoadProgress) => void; signal?: AbortSignal }): Promise<void>;
 
+/** One save of `tuner.saveParts`: the records to write and to delete. */
+export interface SavedParts {
+  /** Pass as `since` to the next saveParts once these records are stored. */
+  generation: number;
+  /** Empty the store before writing: this is the whole project. */
+  clear: boolean;
+  put: Array<[key: string, bytes: Uint8Array]>;
+  remove: string[];
+}
+
 export declare class Tuner {
   private constructor();
   /** Start a worker, download the weights (cached by the browser), pick a backend. */
   static create(options?: CreateOptions): Promise<Tuner>;
   /** Restore from `saveProject()` bytes (with its features); a corrupt or foreign file rejects with an Error. */
   static loadProject(bytes: Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<Tuner>;
+  /** Restore from the records `saveParts` wrote, by key (e.g. read back from IndexedDB); checked as loadProject checks a file. */
+  static loadParts(parts: Record<string, Uint8Array | ArrayBuffer>, options?: LoadOptions): Promise<Tuner>;
+  /** For a tuner from `loadParts`: the generation of those parts (the first `since` of `saveParts`); else null. */
+  readonly savedGeneration: number | null;
   readonly backend: 'webgpu' | 'cpu';
   /** How embeddings are made in this tuner. */
   readonly features: Features;
@@ -482,6 +496,12 @@ export declare class Tuner {
   /** The model file: the same format `headtune train/eval/predict` use. */
   exportModel(options?: CallOptions): Promise<Uint8Array>;
   saveProject(options?: { extra?: unknown } & CallOptions): Promise<Uint8Array>;
+  /**
+   * What changed since the save of generation `since` (null: nothing stored yet), as records for
+   * storage written piecemeal (IndexedDB). Apply them in one transaction — empty the store first
+   * when `clear` — then pass `generation` as the next `since`.
+   */
+  saveParts(options?: { extra?: unknown; since?: number | null } & CallOptions): Promise<SavedParts>;
   dispose(): void;
 }
 

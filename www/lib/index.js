@@ -164,7 +164,7 @@ async function start(where, opts, allowed, what) {
   };
   const channel = new Channel({ workerUrl, onCrash });
   try {
-    const transfer = what.bytes ? [what.bytes.buffer] : [];
+    const transfer = what.kind === 'parts' ? Object.values(what.bytes).map((b) => b.buffer) : what.bytes ? [what.bytes.buffer] : [];
     const args = { backend, modelUrl, defaultModelUrls, wasmUrl, module, features, augment: opts.augment, ...what };
     // Aborting stops the worker, and with it its downloads.
     const out = await channel.call('init', args, { transfer, onProgress: opts.onProgress, signal: opts.signal, rejectOnAbort: true });
@@ -268,6 +268,22 @@ export class Tuner {
   static async loadProject(bytes, options) {
     const copy = toBytes('Tuner.loadProject', bytes).slice();
     return new Tuner(await start('Tuner.loadProject', options, TUNER_OPTIONS, { kind: 'project', bytes: copy }));
+  }
+
+  /**
+   * Restore a tuner from a project stored as parts: an object of the records `saveParts` wrote,
+   * by key (other keys are ignored). Checked as `loadProject` checks a file.
+   */
+  static async loadParts(parts, options) {
+    const where = 'Tuner.loadParts';
+    if (parts === null || typeof parts !== 'object') fail(`${where}: parts must be an object of Uint8Arrays by key, as saveParts wrote them`);
+    const copy = Object.fromEntries(Object.entries(parts).map(([key, bytes]) => [key, toBytes(where, bytes, `part "${key}" as a Uint8Array or ArrayBuffer`).slice()]));
+    return new Tuner(await start(where, options, TUNER_OPTIONS, { kind: 'parts', bytes: copy }));
+  }
+
+  /** For a tuner from `loadParts`: the generation of those parts, the first `since` of `saveParts`; else null. */
+  get savedGeneration() {
+    return this.#channel.state.savedGeneration ?? null;
   }
 
   /** `'webgpu'` or `'cpu'`: where the backbone runs. */
@@ -485,6 +501,19 @@ export class Tuner {
   async saveProject(options) {
     const { extra, signal } = checkOptions('tuner.saveProject', options, ['extra', 'signal']);
     return this.#read('saveProject', { extra }, { signal });
+  }
+
+  /**
+   * What changed since the save of generation `since` (null: nothing stored yet), for storage
+   * written piecemeal such as IndexedDB: `{ generation, clear, put: [[key, Uint8Array], …],
+   * remove: [key, …] }`. Apply it in one transaction (emptying the store first when `clear`),
+   * then pass `generation` as the next `since`; a save that was not stored is written again by
+   * the next call with the old `since`. `extra` is saved with the project, as in saveProject.
+   */
+  async saveParts(options) {
+    const { extra, since, signal } = checkOptions('tuner.saveParts', options, ['extra', 'since', 'signal']);
+    if (since !== undefined && since !== null && !(Number.isInteger(since) && since >= 0)) fail(`tuner.saveParts: since is ${JSON.stringify(since)}; use the generation an earlier saveParts returned, or null`);
+    return this.#read('saveParts', { extra, since }, { signal });
   }
 
   /**

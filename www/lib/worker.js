@@ -9,7 +9,7 @@
 // `state` (backend, reason, classes, …) lets the main thread answer getters without a round trip.
 // It holds only the fields that may have changed (the main thread merges it): `extra` — an
 // app's data, which can be a large training report — is read and sent only after the calls that
-// set it (init, saveProject), so every other reply costs the same at 10 or 10,000 examples.
+// set it (init, saveProject, saveParts), so every other reply costs the same at 10 or 10,000 examples.
 
 import init, { Engine, Embedder, fileFeatures } from '../pkg/headtune.js';
 
@@ -42,7 +42,7 @@ self.onmessage = (e) => {
 let crashed = null;
 
 /** The calls after which `extra` may differ from what the main thread holds. */
-const SETS_EXTRA = new Set(['init', 'saveProject']);
+const SETS_EXTRA = new Set(['init', 'saveProject', 'saveParts']);
 
 /**
  * The pool's per-image calls, which change no state: their replies carry none. Every call into
@@ -70,6 +70,7 @@ async function handle({ id, op, args }) {
 function transferables(value) {
   if (value instanceof Uint8Array || value instanceof Float32Array) return [value.buffer];
   if (value?.columns) return [value.ids.buffer, value.classes.buffer, value.views.buffer];
+  if (value?.put) return value.put.map(([, bytes]) => bytes.buffer);
   if (value?.views instanceof Float32Array) return [value.views.buffer, (value.image.bytes ?? value.image.rgba).buffer];
   return [];
 }
@@ -97,7 +98,7 @@ function currentState(withExtra) {
     classes: engine.classes(),
     modelClasses: engine.modelClasses,
     augment: engine.augment,
-    ...(withExtra ? { extra: engine.extra } : {}),
+    ...(withExtra ? { extra: engine.extra, savedGeneration: engine.savedGeneration ?? null } : {}),
   };
 }
 
@@ -247,6 +248,8 @@ async function makeEngine(kind, weights, backend, bytes, features) {
       return Engine.loadProject(weights, backend, bytes);
     case 'model':
       return Engine.loadModel(weights, backend, bytes);
+    case 'parts':
+      return Engine.loadParts(weights, backend, bytes);
     default:
       return Engine.create(weights, backend, features);
   }
@@ -284,7 +287,7 @@ const OPS = {
     } else {
       // A project or model names its backbone: read it from the file before fetching weights.
       compiled = await loadWasm({ module, wasmUrl }, progress);
-      const { backbone } = fileFeatures(bytes);
+      const { backbone } = fileFeatures(kind === 'parts' ? bytes.head ?? new Uint8Array() : bytes);
       weightsUrl = modelUrl ?? defaultModelUrls[backbone];
       weights = await fetchWeights(weightsUrl, progress);
     }
@@ -409,6 +412,7 @@ const OPS = {
   exportModel: () => engine.exportModel(),
   setThreshold: ({ threshold }) => engine.setThreshold(threshold),
   saveProject: ({ extra }) => engine.saveProject(extra),
+  saveParts: ({ extra, since }) => engine.saveParts(extra, since ?? undefined),
 
   async benchmark({ bytes, batch, rounds }) {
     await engine.embedBatch(bytes, batch, 1); // warm-up: shader compilation, allocations
