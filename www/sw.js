@@ -14,8 +14,6 @@ const FILES = [
   'app/framing.js',
   'app/store.js',
   'app/thumbs.js',
-  'app/thumbs-worker.js',
-  'app/thumbs-draw.js',
   'app/files.js',
   'app/camera.js',
   'app/classes.js',

@@ -25,6 +25,7 @@ pub mod preprocess;
 pub mod parts;
 pub mod project;
 pub mod store;
+pub mod thumbnail;
 pub mod train;
 #[cfg(target_family = "wasm")]
 pub mod web;

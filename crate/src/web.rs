@@ -30,6 +30,7 @@ use crate::preprocess::{self, Crop};
 use crate::parts::{Parts, ProjectRef, Tracker};
 use crate::project::{self, Model, Project};
 use crate::store::{embed_views, fingerprint, AugmentConfig, Store};
+use crate::thumbnail::{ThumbnailSizes, Thumbnails};
 use crate::train::{train_pausing, EpochStats, TrainConfig};
 
 // The module's static constructors (dependencies register things with `inventory`-style
@@ -146,6 +147,49 @@ impl IntoJs for crate::predict::PredictOutput {
         }
         Ok(value)
     }
+}
+
+/// What an added or embedded image gives back: its example `id` (`addImage`) or its `views`
+/// (`embedViews`), with the JPEG `thumb` and `preview` when they were asked for — as
+/// `Uint8Array`s the worker transfers, made from the decode the engine did anyway.
+struct Made {
+    id: Option<f64>,
+    views: Option<Vec<f32>>,
+    thumbnails: Option<Thumbnails>,
+}
+
+impl IntoJs for Made {
+    fn into_js(self) -> Result<JsValue> {
+        let out = js_sys::Object::new();
+        let set = |key: &str, value: JsValue| Reflect::set(&out, &key.into(), &value).map(|_| ()).map_err(|_| Error::Backend("cannot build the added image's result".into()));
+        if let Some(id) = self.id {
+            set("id", id.into())?;
+        }
+        if let Some(views) = self.views {
+            set("views", js_sys::Float32Array::from(views.as_slice()).into())?;
+        }
+        if let Some(t) = self.thumbnails {
+            set("thumb", js_sys::Uint8Array::from(t.thumb.as_slice()).into())?;
+            set("preview", js_sys::Uint8Array::from(t.preview.as_slice()).into())?;
+        }
+        Ok(out.into())
+    }
+}
+
+/// The thumbnails asked for by a call's `thumb` and `preview` sides: none when both are 0.
+/// (Two numbers, not an options object: serde_wasm_bindgen would cost ~1 ms per image.)
+fn thumbnail_sizes(thumb: u32, preview: u32) -> Result<Option<ThumbnailSizes>> {
+    if thumb == 0 && preview == 0 {
+        return Ok(None);
+    }
+    let sizes = ThumbnailSizes { thumb, preview };
+    sizes.validate()?;
+    Ok(Some(sizes))
+}
+
+/// The thumbnails of `img` if `sizes` asks for them.
+fn thumbnails_of(img: &crate::image::Rgb, sizes: Option<ThumbnailSizes>) -> Result<Option<Thumbnails>> {
+    sizes.map(|s| s.make(img)).transpose()
 }
 
 thread_local! {
@@ -466,10 +510,14 @@ impl Engine {
     }
 
     /// Decode an image (file bytes, or `width × height` RGBA pixels), embed its evaluation view
-    /// and augmented views and add it to class `label`. Resolves to the new example's id.
+    /// and augmented views and add it to class `label`. Resolves to `{ id }` (the new example's
+    /// id), with `thumb` and `preview` JPEG bytes when `thumb`/`preview` sides are given (0, 0:
+    /// none; see [`ThumbnailSizes`]).
     #[wasm_bindgen(js_name = addImage)]
-    pub fn add_image(&self, label: String, name: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_image(&self, label: String, name: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>, thumb: u32, preview: u32) -> Promise {
         self.promise(move |state| async move {
+            let sizes = thumbnail_sizes(thumb, preview)?;
             let seed = view_seed(bytes.as_deref(), rgba.as_deref());
             let img = decode_input(bytes, width, height, rgba)?;
             let plan = {
@@ -484,9 +532,10 @@ impl Engine {
             };
             let (img, plan) = (&img, &plan);
             let views = with_backbone(&state, |bb| async move { embed_views(&bb, &plan.spec, img, &plan.augment, seed).await }).await?;
+            let thumbnails = thumbnails_of(img, sizes)?;
             let id = state.borrow_mut().store.add(&label, &name, views)?;
             // Ids are < 2^53 in any store a browser can hold, so they are exact as JS numbers.
-            Ok(id as f64)
+            Ok(Made { id: Some(id as f64), views: None, thumbnails })
         })
     }
 
@@ -506,12 +555,14 @@ impl Engine {
     /// What [`Embedder::embed_views`] does, on this engine's backbone: the engine's worker is
     /// one of the package's pool of embedders too.
     #[wasm_bindgen(js_name = embedViews)]
-    pub fn embed_views(&self, plan: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+    #[allow(clippy::too_many_arguments)]
+    pub fn embed_views(&self, plan: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>, thumb: u32, preview: u32) -> Promise {
         self.promise(move |state| async move {
+            let sizes = thumbnail_sizes(thumb, preview)?;
             let (plan, seed, img) = plan_input(&plan, bytes, width, height, rgba)?;
             let (img, plan) = (&img, &plan);
             let views = with_backbone(&state, |bb| async move { embed_views(&bb, &plan.spec, img, &plan.augment, seed).await }).await?;
-            Ok(views.concat())
+            Ok(Made { id: None, views: Some(views.concat()), thumbnails: thumbnails_of(img, sizes)? })
         })
     }
 
@@ -855,17 +906,21 @@ impl Embedder {
     }
 
     /// Decode an image (file bytes, or `width × height` RGBA pixels) and embed every view of it
-    /// under `plan` (from `engine.viewPlan`): resolves to a `Float32Array` of the views'
-    /// embeddings one after the other, for `engine.addViews`. Errors are the ones `addImage`
-    /// gives for the same image.
+    /// under `plan` (from `engine.viewPlan`): resolves to `{ views }`, a `Float32Array` of the
+    /// views' embeddings one after the other, for `engine.addViews`, with the image's `thumb`
+    /// and `preview` JPEGs when their sides are given (as `addImage`). Errors are the ones
+    /// `addImage` gives for the same image.
     #[wasm_bindgen(js_name = embedViews)]
-    pub fn embed_views(&self, plan: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>) -> Promise {
+    #[allow(clippy::too_many_arguments)]
+    pub fn embed_views(&self, plan: String, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>, thumb: u32, preview: u32) -> Promise {
         let backbone = self.backbone.clone();
         future_to_promise(async move {
             let run = async {
+                let sizes = thumbnail_sizes(thumb, preview)?;
                 let (plan, seed, img) = plan_input(&plan, bytes, width, height, rgba)?;
                 plan.spec.check_backbone(&backbone)?;
-                Ok(embed_views(&backbone, &plan.spec, &img, &plan.augment, seed).await?.concat())
+                let views = embed_views(&backbone, &plan.spec, &img, &plan.augment, seed).await?.concat();
+                Ok(Made { id: None, views: Some(views), thumbnails: thumbnails_of(&img, sizes)? })
             };
             run.await.and_then(IntoJs::into_js).map_err(to_js)
         })

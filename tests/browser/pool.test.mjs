@@ -83,4 +83,83 @@ describe('the worker pool', () => {
     });
     assert.match(msg, /^TypeError InvalidArgument: Tuner.create: workers is 0; use a whole number from 1/);
   });
+
+  it('addImages with thumbnails returns each added image as JPEGs of the sizes asked, with 1 and 2 workers', { timeout: 300_000 }, async () => {
+    const out = await page.evaluate(async () => {
+      const { headtune, testing } = window;
+      // Red centre square between green side bands, so a thumbnail of anything else shows green.
+      const picture = (w, h) => {
+        const c = new OffscreenCanvas(w, h);
+        const g = c.getContext('2d');
+        g.fillStyle = '#00ff00';
+        g.fillRect(0, 0, w, h);
+        const side = Math.min(w, h);
+        g.fillStyle = '#ff0000';
+        g.fillRect((w - side) / 2, (h - side) / 2, side, side);
+        return c;
+      };
+      const file = async (w, h, name) => new File([await picture(w, h).convertToBlob({ type: 'image/png' })], name, { type: 'image/png' });
+      const imageData = (w, h) => picture(w, h).getContext('2d').getImageData(0, 0, w, h);
+      const inputs = async () => [await file(400, 250, 'wide.png'), new File(['not an image'], 'notes.txt'), imageData(200, 500), await file(100, 60, 'small.png'), ...(await Promise.all([1, 2, 3, 4, 5].map((k) => file(300 + 20 * k, 200, `more${k}.png`))))];
+      const look = async (bytes) => {
+        const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/jpeg' }));
+        const c = new OffscreenCanvas(bitmap.width, bitmap.height);
+        c.getContext('2d').drawImage(bitmap, 0, 0);
+        const px = (x, y) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
+        return { jpeg: bytes[0] === 0xff && bytes[1] === 0xd8, width: bitmap.width, height: bitmap.height, corners: [px(3, 3), px(bitmap.width - 4, bitmap.height - 4)] };
+      };
+      const run = async (workers) => {
+        const tuner = await headtune.Tuner.create({ backend: 'cpu', workers });
+        // The first call fixes the crop in the engine alone; the second also goes through the pool.
+        const a = await tuner.addImages('a', await inputs(), { thumbnails: { thumb: 64, preview: 320 } });
+        await testing.pool(tuner);
+        const b = await tuner.addImages('b', await inputs(), { thumbnails: true });
+        const plain = await tuner.addImages('c', [await file(50, 50, 'x.png')]);
+        const pool = await testing.pool(tuner);
+        tuner.dispose();
+        const described = async (r) => ({ ids: r.ids, indices: r.indices, made: await Promise.all(r.thumbnails.map(async (t) => ({ thumb: await look(t.thumb), preview: await look(t.preview), bytes: [...t.thumb, ...t.preview] }))) });
+        return { a: await described(a), b: await described(b), plainKeys: Object.keys(plain).sort(), embedded: pool.embedded };
+      };
+      return { one: await run(1), two: await run(2) };
+    });
+    const previews = [[320, 200], [128, 320], [100, 60], [320, 200], [320, 188], [320, 178], [320, 168], [320, 160]];
+    for (const [workers, r] of [[1, out.one], [2, out.two]]) {
+      for (const [call, side] of [['a', 64], ['b', 112]]) {
+        const { indices, made } = r[call];
+        assert.deepEqual(indices, [0, 2, 3, 4, 5, 6, 7, 8], `${workers} workers, call ${call}: the unreadable file is left out`);
+        made.forEach(({ thumb, preview }, k) => {
+          const what = `${workers} workers, call ${call}, image ${indices[k]}`;
+          assert.ok(thumb.jpeg && preview.jpeg, `${what}: JPEG files`);
+          assert.deepEqual([thumb.width, thumb.height], [side, side], `${what}: thumbnail size`);
+          assert.deepEqual([preview.width, preview.height], previews[k], `${what}: preview keeps the aspect ratio within 320`);
+          for (const [r, g] of thumb.corners) assert.ok(r > 200 && g < 60, `${what}: the thumbnail is the centre square (corner ${r}, ${g})`);
+          for (const [r, g] of preview.corners) assert.ok(g > 200 && r < 60, `${what}: the preview is the whole image (corner ${r}, ${g})`);
+        });
+      }
+      assert.deepEqual(r.plainKeys, ['added', 'ids', 'indices', 'rejected'], 'no thumbnails unless asked');
+    }
+    assert.ok(out.two.embedded[1] > 0, `the extra worker made some: ${out.two.embedded}`);
+    assert.deepEqual(out.two.a, out.one.a, 'the same files with 1 and 2 workers');
+    assert.deepEqual(out.two.b, out.one.b, 'the same files with 1 and 2 workers');
+  });
+
+  it('rejects a bad thumbnails option with the valid range', async () => {
+    const msgs = await page.evaluate(async () => {
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu', workers: 1 });
+      const out = [];
+      for (const thumbnails of [{ thumb: 8 }, { preview: 1.5 }, { size: 100 }]) {
+        try {
+          await tuner.addImages('a', [], { thumbnails });
+          out.push('no error');
+        } catch (e) {
+          out.push(`${e.constructor.name} ${e.code}: ${e.message}`);
+        }
+      }
+      tuner.dispose();
+      return out;
+    });
+    assert.match(msgs[0], /^TypeError InvalidArgument: tuner.addImages: thumbnails.thumb is 8; use a whole number of pixels from 16 to 1024/);
+    assert.match(msgs[1], /thumbnails.preview is 1.5; use a whole number of pixels from 16 to 1024/);
+    assert.match(msgs[2], /unknown option "size"; valid options are thumb, preview/);
+  });
 });

@@ -301,3 +301,65 @@ fn very_wide_png_is_too_large_from_its_header() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
+
+/// The pixel at `(x, y)` of a JPEG file, checking it is a JPEG of `w × h`.
+fn jpeg_of(bytes: &[u8], w: u32, h: u32) -> image::RgbImage {
+    assert_eq!(image::guess_format(bytes).expect("a known format"), ImageFormat::Jpeg);
+    let img = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg).expect("decodable JPEG").to_rgb8();
+    assert_eq!(img.dimensions(), (w, h));
+    img
+}
+
+fn colour_at(img: &image::RgbImage, x: u32, y: u32) -> &'static str {
+    match img.get_pixel(x, y).0 {
+        [r, g, b] if r > 200 && g < 60 && b < 60 => "red",
+        [r, g, b] if g > 200 && r < 60 && b < 60 => "green",
+        [r, g, b] if b > 200 && r < 60 && g < 60 => "blue",
+        _ => "mixed",
+    }
+}
+
+/// Thumbnails are made from the upright image (EXIF applied): the thumbnail is its centre
+/// square, the preview the whole image with its aspect ratio, longest side 320.
+#[test]
+fn thumbnails_are_the_upright_centre_square_and_whole_image() {
+    // Stored 640×400 with orientation 6, so upright 400×640 with the stored columns as rows:
+    // green bands above and below the centre square (rows 120–520), which is red over blue.
+    let band = |x: u32| match x {
+        0..120 | 520.. => Rgb([0, 255, 0]),
+        120..320 => Rgb([255, 0, 0]),
+        _ => Rgb([0, 0, 255]),
+    };
+    let stored = DynamicImage::ImageRgb8(ImageBuffer::from_fn(640, 400, |x, _| band(x)));
+    let upright = decode(&with_exif_orientation(&encode(stored, ImageFormat::Jpeg), 6)).expect("decodes");
+    let sizes = headtune::thumbnail::ThumbnailSizes { thumb: 112, preview: 320 };
+    let made = sizes.make(&upright).expect("thumbnails");
+
+    let thumb = jpeg_of(&made.thumb, 112, 112);
+    for y in (4..108).step_by(8) {
+        for x in (4..108).step_by(8) {
+            // Away from the middle row, where red meets blue; no green: nothing outside the square.
+            let want = if y < 52 { "red" } else if y > 60 { "blue" } else { continue };
+            assert_eq!(colour_at(&thumb, x, y), want, "thumbnail at ({x}, {y})");
+        }
+    }
+    // 400×640 fitted into 320: 200×320, the same aspect ratio.
+    let preview = jpeg_of(&made.preview, 200, 320);
+    for (y, want) in [(20, "green"), (100, "red"), (220, "blue"), (300, "green")] {
+        assert_eq!(colour_at(&preview, 100, y), want, "preview at row {y}");
+    }
+}
+
+/// A small image keeps its size as the preview; the thumbnail is always the side asked for.
+/// Sides out of range are refused with the range.
+#[test]
+fn thumbnails_of_small_images_and_bad_sizes() {
+    let small = decode(&photo_jpeg(100, 60)).expect("decodes");
+    let made = headtune::thumbnail::ThumbnailSizes::default().make(&small).expect("thumbnails");
+    jpeg_of(&made.thumb, 112, 112);
+    jpeg_of(&made.preview, 100, 60);
+    for (thumb, preview) in [(0, 320), (112, 5000)] {
+        let err = headtune::thumbnail::ThumbnailSizes { thumb, preview }.make(&small).expect_err("refused");
+        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("16 to 1024")), "{err}");
+    }
+}

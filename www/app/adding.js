@@ -1,6 +1,6 @@
 // Adding images: drops, the folder and file pickers, pastes, class-card uploads and webcam frames
-// all end in `addGroups`, which sends them to the engine in chunks, shows progress, makes the
-// thumbnails while the engine embeds the next chunk, and lists what could not be used.
+// all end in `addGroups`, which sends them to the engine in chunks, shows progress, stores the
+// thumbnails and previews the engine made of each image, and lists what could not be used.
 
 import * as engine from './engine.js';
 import * as thumbs from './thumbs.js';
@@ -66,19 +66,19 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
     if (fromFolder && groups.some((g) => g.label !== null)) state.set({ pending: state.get().pending.filter((p) => p.touched) });
     for (const g of groups) {
       const label = g.label ?? targetClass(state);
-      let thumbsOfPrevious = Promise.resolve();
+      let stored = Promise.resolve();
       for (let start = 0; start < g.files.length; start += CHUNK) {
         const files = g.files.slice(start, start + CHUNK);
         const base = done;
-        const answer = tuner.addImages(label, files, {
+        // The engine makes each image's thumbnail and preview from its own decode: the browser
+        // never decodes an added image a second time.
+        const r = await tuner.addImages(label, files, {
           signal: controller.signal,
+          thumbnails: { thumb: thumbs.THUMB, preview: thumbs.PREVIEW },
           onProgress: (e) => e.status === 'progress' && progress(base + e.done),
         });
-        // The engine embeds this chunk while the thumbnails of the previous one are drawn.
-        await thumbsOfPrevious;
-        const r = await answer;
-        thumbsOfPrevious = saveThumbnails(r, files);
-        thumbs.track(r.ids, thumbsOfPrevious);
+        stored = thumbs.saveMany(r.ids.map((id, k) => [id, r.thumbnails[k]]));
+        thumbs.track(r.ids, stored);
         const s = state.get();
         const views = 1 + tuner.augment.views;
         const fresh = r.ids.map((id, k) => ({ id, label, name: files[r.indices[k]].name || `image ${start + r.indices[k] + 1}`, views }));
@@ -93,11 +93,11 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
         added += r.added;
         // Saved as they come, once their thumbnails are stored (a save writes only the new
         // embeddings): closing the tab while adding keeps what was added up to the last save.
-        if (r.added) thumbsOfPrevious.then(() => scheduleSave(state), () => {});
+        if (r.added) stored.then(() => scheduleSave(state), () => {});
         done += files.length;
         progress(done);
       }
-      await thumbsOfPrevious;
+      await stored;
     }
     progress(done, `Added ${plural(added, 'image')}${rejected.length ? `, ${rejected.length} could not be used` : ''}.`);
   } catch (e) {
@@ -108,14 +108,6 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
     state.set({ busy: null, adding: { ...state.get().adding, cancellable: false }, rejected });
     scheduleSave(state);
   }
-}
-
-/** Draw and store the thumbnails of the images the engine added (`r.indices` into `files`). */
-async function saveThumbnails(r, files) {
-  const made = await Promise.all(r.indices.map((i) => thumbs.make(files[i])));
-  const entries = [];
-  r.ids.forEach((id, k) => made[k] && entries.push([id, made[k]]));
-  await thumbs.saveMany(entries);
 }
 
 /** The data panel's drop zone, pickers, paste, progress and rejected list. */

@@ -1,10 +1,15 @@
 // What the page shows of each example: a small square thumbnail for the class cards and a
 // larger preview for reviewing mistakes (with a heatmap). Both are JPEG Blobs in IndexedDB,
-// keyed by example id, written when the image is added and read only when shown. They are drawn
-// in a worker (thumbs-worker.js), while the engine embeds, so adding never blocks the page.
+// keyed by example id, written when the image is added and read only when shown. The engine
+// makes both from the decode it does to embed the image (`addImages` with `thumbnails`): the
+// browser never decodes an added image again.
 
 import { transaction, THUMBS, PREVIEWS } from './store.js';
-import { draw } from './thumbs-draw.js';
+
+/** Side of the stored thumbnail: 2× the 56 px it is shown at, for high-density screens. */
+export const THUMB = 112;
+/** Longest side of the stored preview. */
+export const PREVIEW = 320;
 
 /** Object URLs of thumbnails already read, by id (revoked when the example goes). */
 const urls = new Map();
@@ -18,69 +23,17 @@ export function track(ids, promise) {
   promise.then(done, done);
 }
 
-/** The thumbnail worker (started on first use), or null where there is no OffscreenCanvas 2D. */
-let worker;
-/** Drawings in progress in the worker, by request number. */
-const drawing = new Map();
-let requests = 0;
-
-function thumbWorker() {
-  if (worker !== undefined) return worker;
-  worker = null;
-  if (typeof OffscreenCanvas === 'function' && typeof OffscreenCanvas.prototype.convertToBlob === 'function') {
-    worker = new Worker(new URL('./thumbs-worker.js', import.meta.url), { type: 'module', name: 'headtune thumbnails' });
-    worker.onmessage = ({ data: { id, made } }) => {
-      drawing.get(id)?.(made);
-      drawing.delete(id);
-    };
-    // A worker that fails (it could not load) must not leave adding waiting: what it had is
-    // drawn without thumbnails, and later images are drawn on the main thread.
-    worker.onerror = () => {
-      worker = null;
-      for (const resolve of drawing.values()) resolve(null);
-      drawing.clear();
-    };
-  }
-  return worker;
-}
-
-function canvasBlob(canvas, quality) {
-  return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', quality));
-}
-
 /**
- * `{ thumb, preview }` JPEG Blobs of an image file (or a drawable: a video frame, a canvas), or
- * null when the browser cannot draw it (the engine may still read it: it decodes more formats).
+ * Store the images of several examples, `[[id, { thumb, preview }], …]` with the JPEG bytes
+ * `addImages` returned, as Blobs: one transaction.
  */
-export async function make(source) {
-  const w = thumbWorker();
-  let input = source;
-  if (!(source instanceof Blob)) {
-    try {
-      // A frame of a <video> or a canvas cannot travel: take it as a bitmap, which can.
-      input = await createImageBitmap(source);
-    } catch {
-      return null;
-    }
-  }
-  if (!w) {
-    const element = (width, height) => Object.assign(document.createElement('canvas'), { width, height });
-    return draw(input, element, canvasBlob).catch(() => null);
-  }
-  const id = ++requests;
-  return new Promise((resolve) => {
-    drawing.set(id, resolve);
-    w.postMessage({ id, source: input }, input instanceof Blob ? [] : [input]);
-  });
-}
-
-/** Store the images of several examples: `[[id, { thumb, preview }], …]`, one transaction. */
 export function saveMany(entries) {
   if (!entries.length) return Promise.resolve();
+  const jpeg = (bytes) => new Blob([bytes], { type: 'image/jpeg' });
   return transaction([THUMBS, PREVIEWS], 'readwrite', (s) => {
     for (const [id, { thumb, preview }] of entries) {
-      s[THUMBS].put(thumb, id);
-      s[PREVIEWS].put(preview, id);
+      s[THUMBS].put(jpeg(thumb), id);
+      s[PREVIEWS].put(jpeg(preview), id);
     }
   });
 }

@@ -195,6 +195,20 @@ export interface AddImagesOptions {
   onProgress?: (event: AddProgress) => void;
   /** Aborting rejects with an AbortError; images added before the abort stay added. */
   signal?: AbortSignal;
+  /**
+   * Also return each added image's thumbnail and preview as JPEG bytes (`thumbnails` of the
+   * result), made by the engine from the decode it does anyway (EXIF orientation applied), so
+   * an app need not decode the image again to show it. `true` = the defaults.
+   */
+  thumbnails?: boolean | ThumbnailOptions;
+}
+
+/** Sizes of the pictures `addImages` returns with `thumbnails` (whole pixels, 16–1024). */
+export interface ThumbnailOptions {
+  /** Side of the square thumbnail of the image's centre (default 112). */
+  thumb?: number;
+  /** Longest side of the whole-image preview, aspect kept; smaller images keep their size (default 320). */
+  preview?: number;
 }
 
 export interface AddImagesResult {
@@ -210,6 +224,12 @@ export interface AddImagesResult {
    * for damaged files the decoder's own `detail`, and their position in the input list.
    */
   rejected: { name: string; reason: string; index: number; code?: ErrorCode; detail?: string }[];
+  /**
+   * With the `thumbnails` option: for each id, the image's JPEG files — `thumb` (the centre
+   * square, quality 0.8) and `preview` (the whole image, quality 0.85). E.g.
+   * `new Blob([thumb], { type: 'image/jpeg' })`.
+   */
+  thumbnails?: { thumb: Uint8Array; preview: Uint8Array }[];
 }
 
 export interface ClassInfo {

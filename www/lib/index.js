@@ -122,6 +122,26 @@ function featureOptions(where, opts) {
   return Object.fromEntries(Object.entries(features).filter(([, v]) => v !== undefined));
 }
 
+/** Sides the `thumbnails` option of addImages may ask for, in pixels (the engine's range). */
+const THUMBNAIL_SIDES = [16, 1024];
+
+/**
+ * The `thumbnails` option of addImages, checked: `{ thumb, preview }` sides in pixels (each
+ * defaulting to 112 and 320; `true`: both defaults), or undefined for none.
+ */
+function thumbnailSizes(where, thumbnails) {
+  if (thumbnails === undefined || thumbnails === false) return undefined;
+  if (thumbnails === true) thumbnails = {};
+  const { thumb = 112, preview = 320 } = checkOptions(`${where}: thumbnails`, thumbnails, ['thumb', 'preview']);
+  const [min, max] = THUMBNAIL_SIDES;
+  for (const [name, side] of [['thumb', thumb], ['preview', preview]]) {
+    if (!(Number.isInteger(side) && side >= min && side <= max)) {
+      fail(`${where}: thumbnails.${name} is ${JSON.stringify(side)}; use a whole number of pixels from ${min} to ${max}`);
+    }
+  }
+  return { thumb, preview };
+}
+
 /** Workers in all by default (`workers` of `Tuner.create`): one per core, at most this many. */
 const MAX_DEFAULT_WORKERS = 8;
 
@@ -341,7 +361,8 @@ export class Tuner {
   async addImages(label, images, options) {
     const where = 'tuner.addImages';
     checkString(where, 'label', label);
-    const { onProgress, signal } = checkOptions(where, options, ['onProgress', 'signal']);
+    const { onProgress, signal, thumbnails: asked } = checkOptions(where, options, ['onProgress', 'signal', 'thumbnails']);
+    const thumbnails = thumbnailSizes(where, asked);
     checkFunction(where, 'onProgress', onProgress);
     checkSignal(where, signal);
     if (images === null || typeof images !== 'object' || typeof images[Symbol.iterator] !== 'function') {
@@ -350,7 +371,7 @@ export class Tuner {
     }
     const list = Array.from(images);
     const total = list.length;
-    const result = { added: 0, ids: [], indices: [], rejected: [] };
+    const result = { added: 0, ids: [], indices: [], rejected: [], ...(thumbnails ? { thumbnails: [] } : {}) };
     const report = (done, name) => onProgress?.({ status: 'progress', done, total, name });
     onProgress?.({ status: 'initiate', total });
     const channel = this.#channel;
@@ -361,13 +382,13 @@ export class Tuner {
       let from = 0;
       let plan = await channel.call('viewPlan', {}, { signal, rejectOnAbort: true });
       while (plan === null && from < total) {
-        await this.#addChunk(label, list, from, from + 1, result, report, signal);
+        await this.#addChunk(label, list, from, from + 1, result, report, signal, thumbnails);
         from += 1;
         plan = await channel.call('viewPlan', {}, { signal, rejectOnAbort: true });
       }
-      if (from < total) await pool.add({ engine: channel, weightsUrl: channel.weightsUrl, plan, label, list, from, result, report, signal });
+      if (from < total) await pool.add({ engine: channel, weightsUrl: channel.weightsUrl, plan, label, list, from, result, report, signal, thumbnails });
     } else {
-      for (let start = 0; start < total; start += CHUNK) await this.#addChunk(label, list, start, Math.min(total, start + CHUNK), result, report, signal);
+      for (let start = 0; start < total; start += CHUNK) await this.#addChunk(label, list, start, Math.min(total, start + CHUNK), result, report, signal, thumbnails);
     }
     // In input order, whichever step refused them.
     result.rejected.sort((a, b) => a.index - b.index);
@@ -376,7 +397,7 @@ export class Tuner {
   }
 
   /** Add `list[start…end)` in the engine's worker alone, one round trip. */
-  async #addChunk(label, list, start, end, result, report, signal) {
+  async #addChunk(label, list, start, end, result, report, signal, thumbnails) {
     if (signal?.aborted) throw abortError(signal);
     const items = [];
     const transfer = [];
@@ -389,7 +410,7 @@ export class Tuner {
         result.rejected.push({ name: nameOf(list[i], i), reason: e.message, index: i });
       }
     }
-    const out = await this.#channel.call('addImages', { label, items }, {
+    const out = await this.#channel.call('addImages', { label, items, thumbnails }, {
       transfer,
       signal,
       onProgress: (ev) => report(start + ev.done, ev.name),
@@ -398,6 +419,7 @@ export class Tuner {
     result.ids.push(...out.ids);
     result.indices.push(...out.indices);
     result.rejected.push(...out.rejected);
+    if (thumbnails) result.thumbnails.push(...out.thumbnails);
   }
 
   /**

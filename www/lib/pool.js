@@ -72,9 +72,11 @@ export class Pool {
   /**
    * Embed `list[from…]` on every worker and append them to class `label` through `engine` (its
    * view plan must be fixed: see `viewPlan` in worker.js). Adds to `result` like the engine's
-   * own addImages and calls `report(done, name)` per image, in order.
+   * own addImages and calls `report(done, name)` per image, in order. With `thumbnails`
+   * (`{ thumb, preview }` sides) the worker that embeds an image also makes its JPEGs, which
+   * stay here (the engine's worker never sees them) and go to `result.thumbnails`.
    */
-  async add({ engine, weightsUrl, plan, label, list, from, result, report, signal }) {
+  async add({ engine, weightsUrl, plan, label, list, from, result, report, signal, thumbnails }) {
     const total = list.length;
     let next = from;
     let appended = from;
@@ -115,6 +117,10 @@ export class Pool {
             result.ids.push(...r.ids);
             result.indices.push(...r.indices);
             result.rejected.push(...r.rejected);
+            if (thumbnails) {
+              const made = new Map(batch.map((b) => [b.index, b.out]));
+              result.thumbnails.push(...r.indices.map((i) => ({ thumb: made.get(i).thumb, preview: made.get(i).preview })));
+            }
           }
           for (const b of batch) report(b.index + 1, b.out.rejected?.name ?? b.out.image.name);
         });
@@ -147,7 +153,7 @@ export class Pool {
           continue;
         }
         try {
-          ready.set(j, await channel.call('embedViews', { plan, image: { ...message.item, index: j } }, { transfer: message.transfer }));
+          ready.set(j, await channel.call('embedViews', { plan, image: { ...message.item, index: j }, thumbnails }, { transfer: message.transfer }));
         } catch (e) {
           if (!helper) {
             failure ??= e;

@@ -68,10 +68,14 @@ async function handle({ id, op, args }) {
 }
 
 function transferables(value) {
+  if (value?.thumbnails) return value.thumbnails.flatMap((t) => [t.thumb.buffer, t.preview.buffer]);
   if (value instanceof Uint8Array || value instanceof Float32Array) return [value.buffer];
   if (value?.columns) return [value.ids.buffer, value.classes.buffer, value.views.buffer];
   if (value?.put) return value.put.map(([, bytes]) => bytes.buffer);
-  if (value?.views instanceof Float32Array) return [value.views.buffer, (value.image.bytes ?? value.image.rgba).buffer];
+  if (value?.views instanceof Float32Array) {
+    const made = value.thumb ? [value.thumb.buffer, value.preview.buffer] : [];
+    return [value.views.buffer, (value.image.bytes ?? value.image.rgba).buffer, ...made];
+  }
   return [];
 }
 
@@ -331,23 +335,27 @@ const OPS = {
     return { module: compiled, weightsUrl };
   },
 
-  async addImages({ label, items }, id) {
+  /** `thumbnails`: `{ thumb, preview }` sides, to get each added image's JPEGs (else none). */
+  async addImages({ label, items, thumbnails }, id) {
     const ids = [];
     const indices = [];
     const rejected = [];
+    const made = [];
     for (let i = 0; i < items.length; i++) {
       await yieldToEvents();
       checkAborted(id);
       const it = items[i];
       try {
-        ids.push(await engine.addImage(label, it.name, it.bytes, it.width ?? 0, it.height ?? 0, it.rgba));
+        const added = await engine.addImage(label, it.name, it.bytes, it.width ?? 0, it.height ?? 0, it.rgba, thumbnails?.thumb ?? 0, thumbnails?.preview ?? 0);
+        ids.push(added.id);
         indices.push(it.index);
+        if (thumbnails) made.push({ thumb: added.thumb, preview: added.preview });
       } catch (err) {
         rejected.push(rejection(err, it));
       }
       self.postMessage({ id, type: 'progress', event: { done: i + 1, name: it.name } });
     }
-    return { ids, indices, rejected };
+    return { ids, indices, rejected, ...(thumbnails ? { thumbnails: made } : {}) };
   },
 
   /** The engine's view plan (see pool.js), or null while the next image decides the framing. */
@@ -356,12 +364,13 @@ const OPS = {
   /**
    * Decode and embed one image under `plan` (an engine's or an embedder's backbone): resolves
    * to `{ views }`, or `{ rejected }` when the image cannot be used, with the reason `addImage`
-   * gives. The image's pixels or bytes come back too, for `appendViews`.
+   * gives. The image's pixels or bytes come back too, for `appendViews`, and with `thumbnails`
+   * (`{ thumb, preview }` sides) its JPEG `thumb` and `preview`, made from the same decode.
    */
-  async embedViews({ plan, image }) {
+  async embedViews({ plan, image, thumbnails }) {
     try {
-      const views = await (embedder ?? engine).embedViews(plan, image.bytes, image.width ?? 0, image.height ?? 0, image.rgba);
-      return { views, image };
+      const made = await (embedder ?? engine).embedViews(plan, image.bytes, image.width ?? 0, image.height ?? 0, image.rgba, thumbnails?.thumb ?? 0, thumbnails?.preview ?? 0);
+      return { views: made.views, image, ...(made.thumb ? { thumb: made.thumb, preview: made.preview } : {}) };
     } catch (err) {
       return { rejected: rejection(err, image) };
     }
@@ -381,7 +390,7 @@ const OPS = {
       try {
         const added = it.plan === plan
           ? engine.addViews(label, it.image.name, it.plan, it.views)
-          : await engine.addImage(label, it.image.name, it.image.bytes, it.image.width ?? 0, it.image.height ?? 0, it.image.rgba);
+          : (await engine.addImage(label, it.image.name, it.image.bytes, it.image.width ?? 0, it.image.height ?? 0, it.image.rgba, 0, 0)).id;
         ids.push(added);
         indices.push(it.index);
       } catch (err) {

@@ -1,0 +1,119 @@
+//! Thumbnails: an added image's small pictures for an app to show, made from the decode the
+//! engine does anyway (upright: EXIF orientation applied).
+//!
+//! Two JPEGs per image: a square thumbnail of its centre (the class cards of the page) and a
+//! preview of the whole image, aspect kept, no larger than asked (the review of mistakes).
+//! Without them an app would decode every image a second time in the browser only to draw
+//! these — on the page that cost as much CPU as a third of the embedding.
+//!
+//! Resizing is `fast_image_resize`'s bilinear convolution (antialiased when shrinking, like a
+//! browser canvas's high-quality smoothing); encoding is the `image` crate's baseline JPEG.
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::codecs::jpeg::JpegEncoder;
+use image::RgbImage;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::image::Rgb;
+
+/// JPEG quality of the thumbnail: small squares, where artefacts barely show.
+const THUMB_QUALITY: u8 = 80;
+/// JPEG quality of the preview, looked at more closely (with a heatmap over it).
+const PREVIEW_QUALITY: u8 = 85;
+/// The sides a caller may ask for, in pixels.
+const SIDES: std::ops::RangeInclusive<u32> = 16..=1024;
+
+/// Which pictures to make: sides in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThumbnailSizes {
+    /// Side of the square thumbnail of the image's centre.
+    pub thumb: u32,
+    /// Longest side of the whole-image preview (smaller images keep their size).
+    pub preview: u32,
+}
+
+impl Default for ThumbnailSizes {
+    /// The page's: a 112 px square (2× the 56 px it is shown at) and a 320 px preview.
+    fn default() -> Self {
+        Self { thumb: 112, preview: 320 }
+    }
+}
+
+impl ThumbnailSizes {
+    /// Refuse sides outside 16–1024 pixels.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the side and the range.
+    pub fn validate(&self) -> Result<()> {
+        for (what, side) in [("thumbnail side", self.thumb), ("preview side", self.preview)] {
+            if !SIDES.contains(&side) {
+                return Err(Error::InvalidArgument(format!("{what} is {side} pixels; use {} to {}", SIDES.start(), SIDES.end())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The thumbnail and preview of `img` as JPEG files.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for sides out of range or an image without pixels;
+    /// [`Error::Backend`] if resizing or encoding fails (not expected for valid sizes).
+    pub fn make(&self, img: &Rgb) -> Result<Thumbnails> {
+        self.validate()?;
+        let (w, h) = img.dimensions();
+        if w == 0 || h == 0 {
+            return Err(Error::InvalidArgument(format!("cannot make thumbnails of a {w}×{h} image")));
+        }
+        let side = w.min(h);
+        let mut square = RgbImage::new(self.thumb, self.thumb);
+        let centre = options().crop(f64::from((w - side) / 2), f64::from((h - side) / 2), f64::from(side), f64::from(side));
+        resize(img, &mut square, &centre)?;
+        let (pw, ph) = fit(w, h, self.preview);
+        let preview = if (pw, ph) == (w, h) {
+            encode(img, PREVIEW_QUALITY)?
+        } else {
+            let mut small = RgbImage::new(pw, ph);
+            resize(img, &mut small, &options())?;
+            encode(&small, PREVIEW_QUALITY)?
+        };
+        Ok(Thumbnails { thumb: encode(&square, THUMB_QUALITY)?, preview })
+    }
+}
+
+/// An image's pictures, as JPEG file bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnails {
+    /// The square thumbnail of the centre.
+    pub thumb: Vec<u8>,
+    /// The whole image, longest side at most the preview side.
+    pub preview: Vec<u8>,
+}
+
+/// `w × h` scaled down (never up) so its longest side is at most `longest`, each side ≥ 1.
+fn fit(w: u32, h: u32, longest: u32) -> (u32, u32) {
+    let long = w.max(h);
+    if long <= longest {
+        return (w, h);
+    }
+    // u64: w · longest cannot overflow; the result is ≤ longest, so it fits back in u32.
+    let scale = |s: u32| (((u64::from(s) * u64::from(longest)) + u64::from(long) / 2) / u64::from(long)).max(1) as u32;
+    (scale(w), scale(h))
+}
+
+fn options() -> ResizeOptions {
+    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+}
+
+fn resize(src: &Rgb, dst: &mut RgbImage, options: &ResizeOptions) -> Result<()> {
+    Resizer::new().resize(src, dst, options).map_err(|e| Error::Backend(format!("cannot resize the thumbnail: {e}")))
+}
+
+fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(img)
+        .map_err(|e| Error::Backend(format!("cannot encode the thumbnail as JPEG: {e}")))?;
+    Ok(out)
+}
