@@ -104,8 +104,9 @@ describe('the worker pool', () => {
       const look = async (bytes) => {
         const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/jpeg' }));
         const c = new OffscreenCanvas(bitmap.width, bitmap.height);
-        c.getContext('2d').drawImage(bitmap, 0, 0);
-        const px = (x, y) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
+        const g = c.getContext('2d', { willReadFrequently: true });
+        g.drawImage(bitmap, 0, 0);
+        const px = (x, y) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
         return { jpeg: bytes[0] === 0xff && bytes[1] === 0xd8, width: bitmap.width, height: bitmap.height, corners: [px(3, 3), px(bitmap.width - 4, bitmap.height - 4)] };
       };
       const run = async (workers) => {
@@ -127,6 +128,7 @@ describe('the worker pool', () => {
       for (const [call, side] of [['a', 64], ['b', 112]]) {
         const { indices, made } = r[call];
         assert.deepEqual(indices, [0, 2, 3, 4, 5, 6, 7, 8], `${workers} workers, call ${call}: the unreadable file is left out`);
+        assert.equal(made.length, indices.length, 'one pair of pictures per added image');
         made.forEach(({ thumb, preview }, k) => {
           const what = `${workers} workers, call ${call}, image ${indices[k]}`;
           assert.ok(thumb.jpeg && preview.jpeg, `${what}: JPEG files`);

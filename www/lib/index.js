@@ -356,7 +356,9 @@ export class Tuner {
 
   /**
    * Embed images and add them to class `label`. Unreadable images are skipped and listed in
-   * `rejected` with the reason; the rest are added.
+   * `rejected` with the reason; the rest are added. With `thumbnails`, each added image's JPEG
+   * thumbnail and preview come back too (`thumbnails[k]` for `ids[k]`), made by whichever worker
+   * decoded it.
    */
   async addImages(label, images, options) {
     const where = 'tuner.addImages';
