@@ -6,8 +6,11 @@
 //! Without them an app would decode every image a second time in the browser only to draw
 //! these — on the page that cost as much CPU as a third of the embedding.
 //!
-//! Resizing is `fast_image_resize`'s bilinear convolution (antialiased when shrinking, like a
-//! browser canvas's high-quality smoothing); encoding is the `image` crate's baseline JPEG.
+//! Resizing is `fast_image_resize`'s super-sampling (nearest-neighbour to twice the size, then a
+//! bilinear convolution: 2.2× faster than the convolution alone from a 1 MP photo, and the
+//! difference does not show at these sizes); the thumbnail is cut from the preview when that is
+//! at least twice its side (so the full image is resized once). Encoding is the `image` crate's
+//! baseline JPEG — the larger cost (≈ 2.4 ms of the ≈ 3.5 ms per 1 MP photo, natively).
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::codecs::jpeg::JpegEncoder;
@@ -66,19 +69,23 @@ impl ThumbnailSizes {
         if w == 0 || h == 0 {
             return Err(Error::InvalidArgument(format!("cannot make thumbnails of a {w}×{h} image")));
         }
-        let side = w.min(h);
-        let mut square = RgbImage::new(self.thumb, self.thumb);
-        let centre = options().crop(f64::from((w - side) / 2), f64::from((h - side) / 2), f64::from(side), f64::from(side));
-        resize(img, &mut square, &centre)?;
         let (pw, ph) = fit(w, h, self.preview);
-        let preview = if (pw, ph) == (w, h) {
-            encode(img, PREVIEW_QUALITY)?
+        let small = if (pw, ph) == (w, h) {
+            None
         } else {
             let mut small = RgbImage::new(pw, ph);
             resize(img, &mut small, &options())?;
-            encode(&small, PREVIEW_QUALITY)?
+            Some(small)
         };
-        Ok(Thumbnails { thumb: encode(&square, THUMB_QUALITY)?, preview })
+        let preview = small.as_ref().unwrap_or(img);
+        // The preview is a sharp enough source for a thumbnail of at most half its short side.
+        let source = if pw.min(ph) >= self.thumb.saturating_mul(2) { preview } else { img };
+        let (sw, sh) = source.dimensions();
+        let side = sw.min(sh);
+        let mut square = RgbImage::new(self.thumb, self.thumb);
+        let centre = options().crop(f64::from((sw - side) / 2), f64::from((sh - side) / 2), f64::from(side), f64::from(side));
+        resize(source, &mut square, &centre)?;
+        Ok(Thumbnails { thumb: encode(&square, THUMB_QUALITY)?, preview: encode(preview, PREVIEW_QUALITY)? })
     }
 }
 
@@ -103,7 +110,7 @@ fn fit(w: u32, h: u32, longest: u32) -> (u32, u32) {
 }
 
 fn options() -> ResizeOptions {
-    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+    ResizeOptions::new().resize_alg(ResizeAlg::SuperSampling(FilterType::Bilinear, 2))
 }
 
 fn resize(src: &Rgb, dst: &mut RgbImage, options: &ResizeOptions) -> Result<()> {
