@@ -36,6 +36,11 @@ async function main() {
   const added = await tuner.addImages('cat', files, { onProgress: (e) => e.status, signal: ac.signal });
   const firstCode: ErrorCode | undefined = added.rejected[0]?.code;
   console.log(firstCode);
+  const pictured = await tuner.addImages('cat', files, { thumbnails: { thumb: 112, preview: 320 } });
+  const thumb: Uint8Array | undefined = pictured.thumbnails?.[0]?.thumb;
+  console.log(thumb, (await tuner.addImages('cat', files, { thumbnails: true })).thumbnails?.length);
+  // @ts-expect-error sides are numbers
+  await tuner.addImages('cat', files, { thumbnails: { thumb: '112' } });
   await tuner.setAugment({ views: 2 });
   const report: TrainReport = await tuner.train({
     epochs: 50,
