@@ -41,3 +41,23 @@ export function serveStatic({ root, log }) {
     });
   });
 }
+
+/**
+ * Record `page`'s long main-thread tasks (> 50 ms) from its first script on, as
+ * `window.__longTasks` (`{ start, ms }`, page clock); with `frames`, also its long animation
+ * frames with the scripts behind them as `window.__frames` (what a long task was).
+ */
+export function recordLongTasks(page, { frames = false } = {}) {
+  return page.addInitScript((frames) => {
+    window.__longTasks = [];
+    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
+    if (!frames) return;
+    window.__frames = [];
+    new PerformanceObserver((list) => window.__frames.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration, scripts: e.scripts.map((x) => `${x.invoker} ${x.sourceFunctionName}@${x.sourceURL.split('/').pop()}:${x.sourceCharPosition} ${x.duration.toFixed(0)}ms`) })))).observe({ type: 'long-animation-frame', buffered: true });
+  }, frames);
+}
+
+/** The long tasks recorded by `recordLongTasks` that began between `from` and `to` (page clock). */
+export function longTasksBetween(page, from, to) {
+  return page.evaluate(([a, b]) => window.__longTasks.filter((t) => t.start >= a && t.start <= b), [from, to]);
+}

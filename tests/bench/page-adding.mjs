@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CHROMIUM_ARGS, ROOT, serveStatic } from '../chromium.mjs';
+import { CHROMIUM_ARGS, ROOT, serveStatic, recordLongTasks, longTasksBetween } from '../chromium.mjs';
 import { treeCpuSeconds, threadCpuSeconds, threadBreakdown, generateJpegs, median } from './generate.mjs';
 
 const { chromium } = await import(path.join(ROOT, 'tests/e2e/node_modules/playwright-core/index.mjs'));
@@ -71,13 +71,7 @@ try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-    await page.addInitScript(() => {
-      window.__longTasks = [];
-      new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
-      // Long animation frames name the scripts behind them: what a long task was.
-      window.__frames = [];
-      new PerformanceObserver((list) => window.__frames.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration, scripts: e.scripts.map((x) => `${x.invoker} ${x.sourceFunctionName}@${x.sourceURL.split('/').pop()}:${x.sourceCharPosition} ${x.duration.toFixed(0)}ms`) })))).observe({ type: 'long-animation-frame', buffered: true });
-    });
+    await recordLongTasks(page, { frames: true });
     await page.goto(`${url}/www/?backend=cpu`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
     const cpu0 = treeCpuSeconds();
@@ -88,7 +82,7 @@ try {
     const t1 = await page.evaluate(() => performance.now());
     const cpu = treeCpuSeconds() - cpu0;
     const threads = threadBreakdown(threads0, threadCpuSeconds(), N);
-    const tasks = await page.evaluate(([a, b]) => window.__longTasks.filter((t) => t.start >= a && t.start <= b), [t0, t1]);
+    const tasks = await longTasksBetween(page, t0, t1);
     if (process.env.FRAMES) console.log(await page.evaluate(([a, b]) => window.__frames.filter((t) => t.start >= a && t.start <= b && t.ms > 50).map((f) => `${(f.start - a).toFixed(0)} ms: ${f.ms.toFixed(0)} ms ${f.scripts.join('; ')}`).join('\n'), [t0, t1]));
     await context.close();
     return { rate: N / ((t1 - t0) / 1000), cpuMs: (1000 * cpu) / N, tasks, threads };

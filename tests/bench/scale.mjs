@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { parseArgs } from 'node:util';
-import { CHROMIUM_ARGS, ROOT, serveStatic } from '../chromium.mjs';
+import { CHROMIUM_ARGS, ROOT, serveStatic, recordLongTasks, longTasksBetween } from '../chromium.mjs';
 
 const { chromium } = await import(path.join(ROOT, 'tests/e2e/node_modules/playwright-core/index.mjs'));
 
@@ -131,10 +131,7 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-  await page.addInitScript(() => {
-    window.__longTasks = [];
-    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
-  });
+  await recordLongTasks(page);
   await page.goto(`${url}/?backend=cpu`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
 
@@ -157,7 +154,7 @@ try {
       rates.push({ images: 500, ms: m - prev });
       prev = m;
     }
-    const tasks = await page.evaluate(([a, b]) => window.__longTasks.filter((t) => t.start >= a && t.start <= b), [t0, t1]);
+    const tasks = await longTasksBetween(page, t0, t1);
     for (const t of tasks) if (t.ms > longest.ms) longest = t;
     added += inBatch;
     await page.waitForSelector('#save-status[data-state="saved"]', { timeout: 0 });

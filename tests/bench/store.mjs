@@ -17,6 +17,7 @@
 import { parseArgs } from 'node:util';
 import { startServer, launch, openHarness } from '../browser/helpers.mjs';
 import { growProject } from '../grow-project.mjs';
+import { recordLongTasks } from '../chromium.mjs';
 
 const { values } = parseArgs({ options: { examples: { type: 'string', default: '10000' }, page: { type: 'boolean', default: false } } });
 const N = Number(values.examples);
@@ -90,10 +91,7 @@ async function pageRun() {
   // The page's CSP forbids eval, which carries the project builder in; the page runs unchanged.
   const page = await (await browser.newContext({ bypassCSP: true })).newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-  await page.addInitScript(() => {
-    window.__longTasks = [];
-    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => ({ start: e.startTime, ms: e.duration })))).observe({ type: 'longtask', buffered: true });
-  });
+  await recordLongTasks(page);
   await page.goto(`${server.url}/www/?backend=cpu`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   await page.evaluate(async ([n, source, grow]) => {
