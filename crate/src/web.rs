@@ -78,8 +78,9 @@ fn to_js(e: Error) -> JsValue {
 
 /// Serialise a result as plain JS data (objects, arrays, numbers, `null` for `None` and for
 /// non-finite numbers, as in a saved project's JSON). It crosses as one JSON string parsed by
-/// the browser: serde_wasm_bindgen builds the value one JS call per field (~0.5 ms per value in
-/// Chromium), which made a 2,000-row training report cost seconds on every worker reply.
+/// the browser: serde_wasm_bindgen builds the value one boundary call per field, which — while
+/// every export re-ran the module's constructors (see [`start`]) — cost ~0.5 ms per value and made
+/// a 2,000-row training report cost seconds on every worker reply; one string is one crossing.
 fn to_value<T: Serialize>(v: &T) -> Result<JsValue> {
     let json = serde_json::to_string(v).map_err(|e| Error::Backend(format!("cannot convert the result to JS: {e}")))?;
     js_sys::JSON::parse(&json).map_err(|_| Error::Backend("cannot convert the result to JS: the browser refused its JSON".into()))
@@ -110,8 +111,8 @@ fn from_value<T: serde::de::DeserializeOwned>(v: JsValue, what: &str) -> Result<
     serde_wasm_bindgen::from_value(v).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
 }
 
-/// How a result crosses to JS. Float vectors become `Float32Array`s in one copy: serialising
-/// them element by element through serde costs ~0.5 ms per value in Chromium.
+/// How a result crosses to JS. Float vectors become `Float32Array`s in one copy rather than
+/// element by element through serde (one boundary call per value).
 trait IntoJs {
     fn into_js(self) -> Result<JsValue>;
 }

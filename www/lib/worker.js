@@ -45,8 +45,8 @@ let crashed = null;
 const SETS_EXTRA = new Set(['init', 'saveProject', 'saveParts']);
 
 /**
- * The pool's per-image calls, which change no state: their replies carry none. Every call into
- * the wasm costs ~0.3–0.6 ms of CPU here (measured in Chromium), and a state is seven of them.
+ * The pool's per-image calls, which change no state: their replies carry none (a state is seven
+ * calls into the wasm, made for every image otherwise).
  */
 const KEEPS_STATE = new Set(['embedViews', 'viewPlan']);
 
