@@ -73,6 +73,11 @@ out = {
     # One file or a list of files (no spaces in their paths).
     "WEIGHTS": " ".join(w if isinstance(w := t.get("assets", {}).get("weights", []), list) else [w]),
     "BINDGEN_VERSION": ver,
+    # One line per variant: name, out-name, crate rustflags, extra wasm-opt features (tab-separated).
+    "VARIANTS": "\n".join(
+        "\t".join([name, v["out-name"], " ".join(v.get("crate-rustflags", [])), " ".join(v.get("wasm-opt-features", []))])
+        for name, v in t.get("variants", {}).items()
+    ),
 }
 for k, v in out.items():
     print(f"{k}={shlex.quote(v)}")
@@ -196,7 +201,7 @@ else
 
   step "wasm-bindgen --target $TARGET"
   mkdir -p "$OUT_DIR"
-  rm -f "$STAMP" "$OUT_DIR/${OUT_NAME}_bg.wasm" "$OUT_DIR/${OUT_NAME}.js" "$OUT_DIR/${OUT_NAME}.d.ts" "$OUT_DIR/${OUT_NAME}_bg.wasm.d.ts"
+  rm -f "$STAMP" "$OUT_DIR"/*_bg.wasm "$OUT_DIR/${OUT_NAME}.js" "$OUT_DIR/${OUT_NAME}.d.ts" "$OUT_DIR/${OUT_NAME}_bg.wasm.d.ts"
   wasm-bindgen --target "$TARGET" --out-dir "$OUT_DIR" --out-name "$OUT_NAME" "$RAW"
   WASM="$OUT_DIR/${OUT_NAME}_bg.wasm"
 
@@ -210,6 +215,36 @@ else
   else
     echo "== wasm-opt: off in the $FLAVOUR flavour (wasm-pack.toml) =="
   fi
+
+  # The variants (wasm-pack.toml [variants.*]): our crate compiled again with its flags, bound by
+  # the same wasm-bindgen into a scratch folder; only the .wasm is kept, as <out-name>_bg.wasm.
+  VARIANT_WASMS=()
+  while IFS=$'\t' read -r vname vout vflags vopt; do
+    [ -n "$vname" ] || continue
+    step "$vname variant: cargo rustc … -- $vflags"
+    start=$(date +%s)
+    # shellcheck disable=SC2086 # the flags are a word list on purpose
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$RUSTFLAGS_WASM" \
+      cargo rustc --manifest-path "$CRATE/Cargo.toml" --lib --crate-type cdylib \
+      --target wasm32-unknown-unknown --profile "$PROFILE" --target-dir "$TARGET_DIR" \
+      ${FEATURES:+--features "$FEATURES"} -- $vflags
+    echo "   cargo: $(( $(date +%s) - start )) s"
+    scratch=$(mktemp -d)
+    wasm-bindgen --target "$TARGET" --out-dir "$scratch" --out-name "$OUT_NAME" "$RAW"
+    if ! cmp -s "$scratch/${OUT_NAME}.js" "$OUT_DIR/${OUT_NAME}.js"; then
+      echo "build.sh: the $vname variant's JS glue differs from the plain build's (one ${OUT_NAME}.js must serve both)" >&2
+      exit 1
+    fi
+    VWASM="$OUT_DIR/${vout}_bg.wasm"
+    mv "$scratch/${OUT_NAME}_bg.wasm" "$VWASM"
+    rm -rf "$scratch"
+    if [ "$WASM_OPT_ON" = 1 ]; then
+      # shellcheck disable=SC2086
+      "$WASM_OPT_BIN" $WASM_OPT_FLAGS $vopt "$VWASM" -o "$VWASM.opt"
+      mv "$VWASM.opt" "$VWASM"
+    fi
+    VARIANT_WASMS+=("$VWASM")
+  done <<< "$VARIANTS"
 
   COPIED=()
   for w in $WEIGHTS; do
@@ -234,7 +269,7 @@ print(json.dumps({
 EOF
 
   step "sizes"
-  for f in "$WASM" "$OUT_DIR/${OUT_NAME}.js" "${COPIED[@]}"; do
+  for f in "$WASM" "${VARIANT_WASMS[@]}" "$OUT_DIR/${OUT_NAME}.js" "${COPIED[@]}"; do
     raw=$(stat -c %s "$f")
     gz=$(gzip -9 -c "$f" | wc -c)
     printf '   %-40s %10s bytes raw  %10s bytes gzip\n' "${f#"$ROOT"/}" "$raw" "$gz"

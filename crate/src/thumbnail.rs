@@ -9,11 +9,12 @@
 //! Resizing is `fast_image_resize`'s super-sampling (nearest-neighbour to twice the size, then a
 //! bilinear convolution: 2.2× faster than the convolution alone from a 1 MP photo, and the
 //! difference does not show at these sizes); the thumbnail is cut from the preview when that is
-//! at least twice its side (so the full image is resized once). Encoding is the `image` crate's
-//! baseline JPEG — the larger cost (≈ 2.4 ms of the ≈ 3.5 ms per 1 MP photo, natively).
+//! at least twice its side (so the full image is resized once). Encoding is `jpeg-encoder`'s
+//! baseline JPEG (4:2:0): 2.9× faster than the `image` crate's encoder (0.65 vs 1.85 ms for a
+//! 320×240 preview, natively) and a fifth smaller at the same quality setting — it was the
+//! larger cost (≈ 2.4 ms of the ≈ 3.5 ms per 1 MP photo).
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
-use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -118,9 +119,12 @@ fn resize(src: &Rgb, dst: &mut RgbImage, options: &ResizeOptions) -> Result<()> 
 }
 
 fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
+    let (w, h) = img.dimensions();
+    // Sides are at most 1024 here (SIDES, and a preview never exceeds its side).
+    let side = |s: u32| u16::try_from(s).map_err(|_| Error::InvalidArgument(format!("cannot encode a {w}×{h} thumbnail: sides are limited to 65535")));
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(img)
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(img.as_raw(), side(w)?, side(h)?, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| Error::Backend(format!("cannot encode the thumbnail as JPEG: {e}")))?;
     Ok(out)
 }

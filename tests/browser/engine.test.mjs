@@ -95,7 +95,7 @@ describe('headtune in the browser', () => {
     // Every download reports initiate, progress…, done (loaded = total = its size), the wasm
     // its compile, the whole its overall progress; `ready` comes last.
     const sizes = {
-      'headtune_bg.wasm': fs.statSync(path.join(ROOT, 'www/pkg/headtune_bg.wasm')).size,
+      'headtune_relaxed_bg.wasm': fs.statSync(path.join(ROOT, 'www/pkg/headtune_relaxed_bg.wasm')).size,
       'efficientnet_lite0.safetensors': fs.statSync(path.join(ROOT, 'www/pkg/efficientnet_lite0.safetensors')).size,
     };
     for (const [file, size] of Object.entries(sizes)) {
@@ -105,21 +105,35 @@ describe('headtune in the browser', () => {
       const done = out.events.find((e) => e.file === file && e.status === 'done');
       assert.deepEqual([done.loaded, done.total], [size, size], file);
     }
-    const wasmSteps = out.events.filter((e) => e.file === 'headtune_bg.wasm').map((e) => e.status);
+    const wasmSteps = out.events.filter((e) => e.file === 'headtune_relaxed_bg.wasm').map((e) => e.status);
     assert.deepEqual([...new Set(wasmSteps)], ['initiate', 'progress', 'done', 'compile', 'compiled']);
     const totals = out.events.filter((e) => e.status === 'progress_total');
     const last = totals.at(-1);
-    assert.deepEqual([last.loaded, last.total], [sizes['headtune_bg.wasm'] + sizes['efficientnet_lite0.safetensors'], sizes['headtune_bg.wasm'] + sizes['efficientnet_lite0.safetensors']]);
+    assert.deepEqual([last.loaded, last.total], [sizes['headtune_relaxed_bg.wasm'] + sizes['efficientnet_lite0.safetensors'], sizes['headtune_relaxed_bg.wasm'] + sizes['efficientnet_lite0.safetensors']]);
     assert.ok(totals.every((e, i) => i === 0 || e.loaded >= totals[i - 1].loaded), 'overall progress never goes back');
     assert.equal(out.events.at(-1).status, 'ready');
-    assert.ok(!out.again.some((e) => e.file === 'headtune_bg.wasm'), 'the second instance reuses the compiled wasm');
-    assert.equal(page.requests.filter((r) => r.endsWith('/www/pkg/headtune_bg.wasm')).length, 1, 'the wasm is downloaded once');
+    assert.ok(!out.again.some((e) => e.file === 'headtune_relaxed_bg.wasm'), 'the second instance reuses the compiled wasm');
+    assert.equal(page.requests.filter((r) => r.endsWith('/www/pkg/headtune_relaxed_bg.wasm')).length, 1, 'the wasm is downloaded once');
     console.log(`  first Tuner ready in ${out.ready.toFixed(0)} ms, second (shared module) in ${out.secondReady.toFixed(0)} ms`);
     keepCpuEmbedding = out.emb;
     if (!needCli(t)) return;
     const d = maxAbsDiff(out.emb, cliEmbedding);
     console.log(`  cpu vs native: max |Δ| = ${d.toExponential(2)} (cold start ${out.ready.toFixed(0)} ms)`);
     assert.ok(d < TOL_EMBED, `max |Δ| ${d}`);
+  });
+
+  it('the plain SIMD128 build (browsers without relaxed SIMD) embeds as the relaxed one does', { timeout: 120_000 }, async () => {
+    assert.ok(keepCpuEmbedding, 'the CPU embedding test ran first');
+    const out = await run(async () => {
+      const tuner = await window.headtune.Tuner.create({ backend: 'cpu', wasmUrl: '/www/pkg/headtune_bg.wasm' });
+      const emb = await tuner.embed(await window.fx.fixture('chelsea.png'));
+      tuner.dispose();
+      return Array.from(emb);
+    });
+    assert.ok(page.requests.some((r) => r.endsWith('/www/pkg/headtune_bg.wasm')), 'the plain build was loaded');
+    const d = maxAbsDiff(out, keepCpuEmbedding);
+    console.log(`  plain vs relaxed SIMD: max |Δ| = ${d.toExponential(2)}`);
+    assert.ok(d < 1e-5, `max |Δ| ${d}`);
   });
 
   it('refuses bad training settings with the valid names and ranges', { timeout: 60_000 }, async () => {
@@ -316,20 +330,23 @@ describe('headtune in the browser', () => {
     assert.equal(out.cup, 'coffee');
   });
 
-  it('addImages stops on abort, keeping what was added; a disposed tuner refuses work', { timeout: 120_000 }, async () => {
+  it('addImages stops on abort, keeping what was added (and told onAdded); a disposed tuner refuses work', { timeout: 120_000 }, async () => {
     const out = await run(async () => {
       const tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
       const ac = new AbortController();
       let error;
+      const told = [];
       try {
         await tuner.addImages('cat', await window.fx.crops('chelsea.png', 6), {
           signal: ac.signal,
           onProgress: (e) => e.status === 'progress' && ac.abort(),
+          onAdded: (b) => told.push(...b.ids),
         });
       } catch (e) {
         error = e.name;
       }
       const count = tuner.classes[0]?.count;
+      const kept = (await tuner.examples()).map((e) => e.id);
       tuner.dispose();
       let disposed;
       try {
@@ -337,10 +354,12 @@ describe('headtune in the browser', () => {
       } catch (e) {
         disposed = e.message;
       }
-      return { error, count, disposed };
+      return { error, count, disposed, told, kept };
     });
     assert.equal(out.error, 'AbortError');
     assert.ok(out.count >= 1 && out.count < 6, `kept ${out.count} of 6`);
+    // An app that stores images as onAdded tells it of them knows exactly what the engine kept.
+    assert.deepEqual(out.told, out.kept);
     assert.match(out.disposed, /disposed/);
   });
 

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { ROOT } from './helpers.mjs';
 
 it('npm pack gives an installable, importable package', { timeout: 120_000 }, async () => {
@@ -16,7 +17,7 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
     const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: path.join(ROOT, 'www'), encoding: 'utf8' });
     const [info] = JSON.parse(out);
     const files = info.files.map((f) => f.path).sort();
-    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/pool.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
+    for (const f of ['lib/index.js', 'lib/index.d.ts', 'lib/channel.js', 'lib/worker.js', 'lib/images.js', 'lib/pool.js', 'lib/simd.js', 'lib/testing.js', 'lib/testing.d.ts', 'lib/weights.d.ts', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/headtune_relaxed_bg.wasm', 'pkg/efficientnet_lite0.safetensors', 'package.json', 'LICENSE']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     assert.ok(!files.some((f) => f.endsWith('.sh') || f.endsWith('.py')), 'no build scripts in the tarball');
@@ -45,13 +46,34 @@ it('npm pack gives an installable, importable package', { timeout: 120_000 }, as
   }
 });
 
-it('the wasm module runs its constructors once, not on every call', () => {
+it('both wasm builds run their constructors once, not on every call, and export the same API', () => {
   // Without an explicit `__wasm_call_ctors` call in the start function the wasm linker makes the
   // module a "command" and wraps every export to re-run all constructors first (0.3 ms of CPU
   // per call into the engine). A wrapped module exports `<name>_command_export` functions.
-  const wasm = new WebAssembly.Module(fs.readFileSync(path.join(ROOT, 'www/pkg/headtune_bg.wasm')));
-  const names = WebAssembly.Module.exports(wasm).map((e) => e.name);
-  assert.ok(names.includes('__wbindgen_start'), 'the module has its start function');
-  const wrapped = names.filter((n) => n.endsWith('command_export'));
-  assert.deepEqual(wrapped, [], 'exports wrapped to re-run constructors');
+  // Node 20's V8 has relaxed SIMD behind a flag (browsers ship it on).
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  const exportsOf = (file) => WebAssembly.Module.exports(new WebAssembly.Module(fs.readFileSync(path.join(ROOT, 'www/pkg', file)))).map((e) => e.name);
+  const plain = exportsOf('headtune_bg.wasm');
+  for (const [file, names] of [['headtune_bg.wasm', plain], ['headtune_relaxed_bg.wasm', exportsOf('headtune_relaxed_bg.wasm')]]) {
+    assert.ok(names.includes('__wbindgen_start'), `${file} has its start function`);
+    const wrapped = names.filter((n) => n.endsWith('command_export'));
+    assert.deepEqual(wrapped, [], `${file}: exports wrapped to re-run constructors`);
+    assert.deepEqual(names, plain, `${file} exports what the plain build does (one headtune.js serves both)`);
+  }
+  // The relaxed build's kernels use f32x4.relaxed_madd (0xfd 0x85 0x02; the plain build, which
+  // must compile where relaxed SIMD is missing, has the byte sequence only in data).
+  const count = (file) => {
+    const b = fs.readFileSync(path.join(ROOT, 'www/pkg', file));
+    let n = 0;
+    for (let i = b.indexOf(0xfd); i >= 0 && i + 2 < b.length; i = b.indexOf(0xfd, i + 1)) if (b[i + 1] === 0x85 && b[i + 2] === 0x02) n++;
+    return n;
+  };
+  assert.ok(count('headtune_relaxed_bg.wasm') > 100, 'the relaxed build has fused multiply-adds');
+});
+
+it('lib/simd.js picks the relaxed-SIMD build only where the engine can compile it', () => {
+  // Node 20's V8 is a JS engine without relaxed SIMD unless asked: both answers, for real.
+  const pick = (flags) => execFileSync('node', [...flags, '--input-type=module', '-e', `const m = await import(${JSON.stringify(path.join(ROOT, 'www/lib/simd.js'))}); console.log(JSON.stringify(m))`], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(pick([])), { RELAXED_SIMD: false, WASM_FILE: 'headtune_bg.wasm' });
+  assert.deepEqual(JSON.parse(pick(['--experimental-wasm-relaxed-simd'])), { RELAXED_SIMD: true, WASM_FILE: 'headtune_relaxed_bg.wasm' });
 });

@@ -40,10 +40,11 @@ describe('the worker pool', () => {
         // Every extra worker is up before the second call, so each one surely gets images.
         await testing.pool(tuner);
         const progress = [];
-        const b = plain(await tuner.addImages('cup', second, { onProgress: (e) => e.status === 'progress' && progress.push(e.done) }));
+        const told = [];
+        const b = plain(await tuner.addImages('cup', second, { onProgress: (e) => e.status === 'progress' && progress.push(e.done), onAdded: (x) => told.push(x) }));
         const project = Array.from(await tuner.saveProject());
         const pool = await testing.pool(tuner);
-        const result = { a, b, progress, project, classes: tuner.classes, features: tuner.features, pool, engineMemory: await testing.memory(tuner) };
+        const result = { a, b, progress, told, project, classes: tuner.classes, features: tuner.features, pool, engineMemory: await testing.memory(tuner) };
         tuner.dispose();
         return result;
       };
@@ -62,6 +63,14 @@ describe('the worker pool', () => {
     // The project file holds every example's id, class, name and every view's embedding.
     assert.equal(two.project.length, one.project.length);
     assert.ok(two.project.every((v, i) => v === one.project[i]), 'the saved projects are byte for byte equal');
+    // onAdded: the result's ids and indices, in order, in several calls (so an app can store as
+    // they come), with one worker and with the pool.
+    for (const r of [one, two]) {
+      assert.deepEqual(r.told.flatMap((x) => x.ids), r.b.ids, 'onAdded told every id once, in order');
+      assert.deepEqual(r.told.flatMap((x) => x.indices), r.b.indices);
+      assert.ok(r.told.length > 1, `onAdded was called ${r.told.length} times`);
+      assert.ok(r.told.every((x) => !('thumbnails' in x)), 'no thumbnails unless asked');
+    }
     // Progress counts up to the last image, in order, with the pool too.
     assert.deepEqual(two.progress, [...two.progress].sort((x, y) => x - y));
     assert.equal(two.progress.at(-1), 14);
@@ -114,12 +123,13 @@ describe('the worker pool', () => {
         // The first call fixes the crop in the engine alone; the second also goes through the pool.
         const a = await tuner.addImages('a', await inputs(), { thumbnails: { thumb: 64, preview: 320 } });
         await testing.pool(tuner);
-        const b = await tuner.addImages('b', await inputs(), { thumbnails: true });
+        const told = [];
+        const b = await tuner.addImages('b', await inputs(), { thumbnails: true, onAdded: (x) => told.push(...x.thumbnails.map((t) => [...t.thumb, ...t.preview])) });
         const plain = await tuner.addImages('c', [await file(50, 50, 'x.png')]);
         const pool = await testing.pool(tuner);
         tuner.dispose();
         const described = async (r) => ({ ids: r.ids, indices: r.indices, made: await Promise.all(r.thumbnails.map(async (t) => ({ thumb: await look(t.thumb), preview: await look(t.preview), bytes: [...t.thumb, ...t.preview] }))) });
-        return { a: await described(a), b: await described(b), plainKeys: Object.keys(plain).sort(), embedded: pool.embedded };
+        return { a: await described(a), b: await described(b), told, plainKeys: Object.keys(plain).sort(), embedded: pool.embedded };
       };
       return { one: await run(1), two: await run(2) };
     });
@@ -143,6 +153,7 @@ describe('the worker pool', () => {
     assert.ok(out.two.embedded[1] > 0, `the extra worker made some: ${out.two.embedded}`);
     assert.deepEqual(out.two.a, out.one.a, 'the same files with 1 and 2 workers');
     assert.deepEqual(out.two.b, out.one.b, 'the same files with 1 and 2 workers');
+    for (const r of [out.one, out.two]) assert.deepEqual(r.told, r.b.made.map((m) => m.bytes), 'onAdded handed over the same JPEGs as the result, in order');
   });
 
   it('rejects a bad thumbnails option with the valid range', async () => {
@@ -157,11 +168,18 @@ describe('the worker pool', () => {
           out.push(`${e.constructor.name} ${e.code}: ${e.message}`);
         }
       }
+      try {
+        await tuner.addImages('a', [], { onAdded: 'store them' });
+        out.push('no error');
+      } catch (e) {
+        out.push(`${e.constructor.name} ${e.code}: ${e.message}`);
+      }
       tuner.dispose();
       return out;
     });
     assert.match(msgs[0], /^TypeError InvalidArgument: tuner.addImages: thumbnails.thumb is 8; use a whole number of pixels from 16 to 1024/);
     assert.match(msgs[1], /thumbnails.preview is 1.5; use a whole number of pixels from 16 to 1024/);
     assert.match(msgs[2], /unknown option "size"; valid options are thumb, preview/);
+    assert.match(msgs[3], /^TypeError InvalidArgument: tuner.addImages: onAdded must be a function/);
   });
 });

@@ -275,7 +275,7 @@ describe('the packed package in consumer apps', () => {
     const site = await serve(pageDir);
     try {
       const requests = await runApp('cross-origin (CDN)', `${site.url}/`, [site.url, cdn.url]);
-      for (const file of ['lib/worker.js', 'pkg/headtune.js', 'pkg/headtune_bg.wasm', 'pkg/efficientnet_lite0.safetensors']) {
+      for (const file of ['lib/worker.js', 'pkg/headtune.js', 'pkg/headtune_relaxed_bg.wasm', 'pkg/efficientnet_lite0.safetensors']) {
         assert.ok(requests.includes(`${cdn.url}/node_modules/headtune/${file}`), `${file} from the other origin`);
       }
       const escaped = workerUrl.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

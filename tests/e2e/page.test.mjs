@@ -200,7 +200,7 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
     assert.match(await page.$eval('#framing-note', (e) => e.textContent), /framed as the whole image, squeezed to a square/);
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count]).sort(), [['bag', '24 images'], ['trouser', '24 images']]);
-    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="data:image/jpeg;base64,"]').length === 48, null, { timeout: 60_000 });
     // The untouched starter cards went; the one the user added stays.
     assert.deepEqual(await page.$$eval('#classes > li.pending input[type="text"]', (i) => i.map((x) => x.value)), ['Class 3']);
     await page.getByRole('button', { name: 'Delete class Class 3' }).click();
@@ -394,7 +394,7 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
     await saved(page);
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="data:image/jpeg;base64,"]').length === 48, null, { timeout: 60_000 });
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count, c.thumbs]).sort(), [['bag', '24 images', 24], ['trouser', '24 images', 24]]);
     assert.ok(await page.isVisible('#val-accuracy'), 'evaluation restored');
@@ -443,7 +443,7 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
 
     await page.setInputFiles('#import-input', projectFile);
     await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
-    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 48, null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="data:image/jpeg;base64,"]').length === 48, null, { timeout: 60_000 });
     const got = await classes(page);
     assert.deepEqual(got.map((c) => [c.name, c.count, c.thumbs]).sort(), [['bag', '24 images', 24], ['trouser', '24 images', 24]]);
     const bag = await predict(page, path.join(FIX, 'holdout/bag-0.png'));
@@ -518,7 +518,7 @@ test('a corrupt image among good ones is listed as rejected; thumbnails stay wit
     { name: 'scan.png', mimeType: 'image/png', buffer: read('corrupt/broken.png') },
     { name: 'scan.png', mimeType: 'image/png', buffer: read('solid/white.png') },
   ]);
-  await page.waitForFunction(() => document.querySelectorAll('#classes > li[data-class="same names"] .thumbs img[src^="blob:"]').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#classes > li[data-class="same names"] .thumbs img[src^="data:image/jpeg;base64,"]').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
   // The strip shows the newest first: white, then black.
   const shown = await thumbBrightness(page, '#classes > li[data-class="same names"] .thumbs img');
   const expected = await page.evaluate(
@@ -581,6 +581,43 @@ test('cross-validation finds a mislabelled image; it is moved to its class in pl
   await context.close();
 });
 
+test('thumbnails are stored as JPEG bytes; Blobs stored by the previous version still show', { timeout: 300_000 }, async () => {
+  const { context, page } = await newPage();
+  await open(page);
+  await page.getByLabel(/go to class/).fill('legacy');
+  await page.setInputFiles('#file-input', ['holdout/bag-0.png', 'holdout/bag-1.png'].map((f) => path.join(FIX, f)));
+  await page.waitForFunction(() => document.querySelectorAll('#classes > li[data-class="legacy"] .thumbs img[src^="data:image/jpeg;base64,"]').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
+  await saved(page);
+  // What is stored, then the same JPEGs rewritten as Blobs, as the previous version kept them.
+  const kinds = await page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const tx = e.target.result.transaction(['thumbs', 'previews'], 'readwrite');
+          const kinds = [];
+          for (const name of ['thumbs', 'previews']) {
+            const store = tx.objectStore(name);
+            store.openCursor().onsuccess = (ev) => {
+              const cursor = ev.target.result;
+              if (!cursor) return;
+              const v = cursor.value;
+              kinds.push(`${name}:${v.constructor.name}:${v[0]?.toString(16)}${v[1]?.toString(16)}`);
+              cursor.update(new Blob([v], { type: 'image/jpeg' }));
+              cursor.continue();
+            };
+          }
+          tx.oncomplete = () => resolve(kinds.sort());
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+  );
+  assert.deepEqual(kinds, ['previews:Uint8Array:ffd8', 'previews:Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8']);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('#classes > li[data-class="legacy"] .thumbs img')].filter((i) => i.src.startsWith('blob:') && i.complete && i.naturalWidth === 112).length === 2, null, { timeout: 60_000 });
+  await context.close();
+});
+
 test('closing the tab in the middle of a save keeps the last saved project whole', { timeout: 300_000 }, async () => {
   const { context, page } = await newPage();
   // A slow disk: a save's writes keep their transaction open for seconds (a chain of reads in
@@ -616,7 +653,7 @@ test('closing the tab in the middle of a save keeps the last saved project whole
   const again = await context.newPage();
   again.on('pageerror', (e) => pageErrors.push(e.message));
   await open(again);
-  await again.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="blob:"]').length === 3, null, { timeout: 60_000 });
+  await again.waitForFunction(() => document.querySelectorAll('#classes .thumbs img[src^="data:image/jpeg;base64,"]').length === 3, null, { timeout: 60_000 });
   assert.deepEqual((await classes(again)).map((c) => [c.name, c.count, c.thumbs]), [['first', '3 images', 3]]);
   assert.ok(await again.$eval('#keep-error', (e) => e.hidden), 'restored without an error');
   // The thumbnails written for the images of the interrupted save were cleared away.
@@ -909,7 +946,7 @@ test('a class card records webcam frames while its button is held, and uploads i
   const n = parseInt(c.count, 10);
   assert.equal(c.name, 'Class 1');
   assert.ok(n >= 3 && n <= 8, `${n} frames in 0.9 s at 5 frames/s`);
-  await page.waitForFunction((k) => document.querySelectorAll('#classes > li[data-class="Class 1"] .thumbs img[src^="blob:"]').length === k, n, { timeout: 30_000 });
+  await page.waitForFunction((k) => document.querySelectorAll('#classes > li[data-class="Class 1"] .thumbs img[src^="data:image/jpeg;base64,"]').length === k, n, { timeout: 30_000 });
   await card.getByRole('button', { name: 'Close webcam' }).click();
   assert.equal(await page.$$eval('video', (v) => v.length), 0, 'the camera is off');
   // The second card's Upload adds to that class, whatever the loose-images field says.

@@ -1,6 +1,7 @@
 // Adding images: drops, the folder and file pickers, pastes, class-card uploads and webcam frames
-// all end in `addGroups`, which sends them to the engine in chunks, shows progress, stores the
-// thumbnails and previews the engine made of each image, and lists what could not be used.
+// all end in `addGroups`, which hands each class's images to the engine in one call, shows
+// progress and the images as they are added, stores the thumbnails and previews the engine made
+// of each image, and lists what could not be used.
 
 import * as engine from './engine.js';
 import * as thumbs from './thumbs.js';
@@ -9,8 +10,10 @@ import { byId, el, plural, renderError, dropTarget } from './dom.js';
 import { setError } from './state.js';
 import { groupsFromDrop, groupsFromFolderInput, filesFromPaste } from './files.js';
 
-/** Images per engine round trip: small enough for steady progress and a prompt Cancel. */
-const CHUNK = 32;
+/** How often the page shows what arrived while adding (progress, new cards' thumbnails), in
+ * ms: each showing costs a render, and at 30–40 images/s per-image renders cost the workers
+ * several percent of the CPU. */
+const SHOW_EVERY = 400;
 
 let abort = null;
 
@@ -50,8 +53,10 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
   const total = groups.reduce((n, g) => n + g.files.length, 0);
   const started = performance.now();
   const backend = tuner.backend === 'webgpu' ? 'WebGPU' : 'CPU';
+  let shownAt = -Infinity;
   const progress = (done, label = `Reading ${plural(total, 'image')}…`) => {
-    const secs = (performance.now() - started) / 1000;
+    shownAt = performance.now();
+    const secs = (shownAt - started) / 1000;
     const rate = done / Math.max(secs, 1e-3);
     state.set({ adding: { label, done, total, text: `${done} of ${total} · ${done ? rate.toFixed(1) : '…'} images/s · ${backend}`, cancellable: true } });
   };
@@ -60,45 +65,71 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
   const rejected = [];
   let done = 0;
   let added = 0;
+  // Added images not shown yet (examples with their JPEGs): shown together, at most every
+  // SHOW_EVERY ms, so a folder of thousands is one engine call that keeps every worker busy.
+  let fresh = [];
+  const stores = [];
+  const show = () => {
+    if (!fresh.length) return;
+    const batch = fresh;
+    fresh = [];
+    // Thumbnails first: a card asks for them as soon as the examples are in the state.
+    const stored = thumbs.saveMany(batch.map(({ example, jpegs }) => [example.id, jpegs]));
+    thumbs.track(
+      batch.map(({ example }) => example.id),
+      stored,
+    );
+    stores.push(stored);
+    // Saved once their thumbnails are stored (a save writes only the new embeddings): closing
+    // the tab while adding keeps what was added up to the last save.
+    stored.then(() => scheduleSave(state), () => {});
+    const s = state.get();
+    const names = new Set(batch.map(({ example }) => example.label));
+    state.set({
+      classes: tuner.classes,
+      // The first image of a project fixes an `auto` framing: show what the engine chose.
+      features: tuner.features,
+      examples: [...s.examples, ...batch.map(({ example }) => example)],
+      pending: s.pending.filter((p) => !names.has(p.name)),
+    });
+  };
   try {
     const views = Number(state.get().settings?.views) || 0;
     if (tuner.augment.views !== views) await tuner.setAugment({ ...tuner.augment, views });
     if (fromFolder && groups.some((g) => g.label !== null)) state.set({ pending: state.get().pending.filter((p) => p.touched) });
     for (const g of groups) {
       const label = g.label ?? targetClass(state);
-      let stored = Promise.resolve();
-      for (let start = 0; start < g.files.length; start += CHUNK) {
-        const files = g.files.slice(start, start + CHUNK);
-        const base = done;
-        // The engine makes each image's thumbnail and preview from its own decode: the browser
-        // never decodes an added image a second time.
-        const r = await tuner.addImages(label, files, {
+      const base = done;
+      const views = 1 + tuner.augment.views;
+      try {
+        // One call per class: the engine's workers stay busy from the first image to the last.
+        // It makes each image's thumbnail and preview from its own decode: the browser never
+        // decodes an added image a second time.
+        const r = await tuner.addImages(label, g.files, {
           signal: controller.signal,
           thumbnails: { thumb: thumbs.THUMB, preview: thumbs.PREVIEW },
-          onProgress: (e) => e.status === 'progress' && progress(base + e.done),
-        });
-        stored = thumbs.saveMany(r.ids.map((id, k) => [id, r.thumbnails[k]]));
-        thumbs.track(r.ids, stored);
-        const s = state.get();
-        const views = 1 + tuner.augment.views;
-        const fresh = r.ids.map((id, k) => ({ id, label, name: files[r.indices[k]].name || `image ${start + r.indices[k] + 1}`, views }));
-        state.set({
-          classes: tuner.classes,
-          // The first image of a project fixes an `auto` framing: show what the engine chose.
-          features: tuner.features,
-          examples: [...s.examples, ...fresh],
-          pending: s.pending.filter((p) => p.name !== label),
+          onProgress: (e) => e.status === 'progress' && performance.now() - shownAt >= SHOW_EVERY && progress(base + e.done),
+          onAdded: (b) => {
+            b.ids.forEach((id, k) => {
+              const i = b.indices[k];
+              fresh.push({ example: { id, label, name: g.files[i].name || `image ${i + 1}`, views }, jpegs: b.thumbnails[k] });
+            });
+            if (performance.now() - shownAt >= SHOW_EVERY) {
+              show();
+              progress(base + b.indices[b.indices.length - 1] + 1);
+            }
+          },
         });
         rejected.push(...r.rejected);
         added += r.added;
-        // Saved as they come, once their thumbnails are stored (a save writes only the new
-        // embeddings): closing the tab while adding keeps what was added up to the last save.
-        if (r.added) stored.then(() => scheduleSave(state), () => {});
-        done += files.length;
-        progress(done);
+      } finally {
+        // Cancelled or failed: what was added so far is shown and kept all the same.
+        show();
       }
-      await stored;
+      done += g.files.length;
+      progress(done);
     }
+    await Promise.all(stores);
     progress(done, `Added ${plural(added, 'image')}${rejected.length ? `, ${rejected.length} could not be used` : ''}.`);
   } catch (e) {
     progress(done, e.name === 'AbortError' ? 'Cancelled. Images read so far were kept.' : `Stopped: ${e.message}`);

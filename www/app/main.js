@@ -139,7 +139,7 @@ async function boot() {
 
 if ('serviceWorker' in navigator) {
   // Offline after the first visit: the worker caches the page, the engine and the weights.
-  navigator.serviceWorker.register(new URL('../sw.js', import.meta.url)).catch(() => {});
+  navigator.serviceWorker.register(new URL('../sw.js', import.meta.url), { type: 'module' }).catch(() => {});
 }
 
 boot();

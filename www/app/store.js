@@ -5,8 +5,8 @@
 //   kv        "parts-writer": which page session made the last save (two tabs must not mix
 //             their saves); "project": the single project file of earlier versions, converted
 //             to parts on the first load; "…-unreadable-…": saved copies that could not be opened
-//   thumbs    example id → small JPEG Blob shown in the class cards
-//   previews  example id → larger JPEG Blob (≤ 320 px) for reviewing mistakes with a heatmap
+//   thumbs    example id → small JPEG (bytes; Blobs from earlier versions) shown in the class cards
+//   previews  example id → larger JPEG (≤ 320 px, bytes or Blob) for reviewing mistakes with a heatmap
 // Thumbnails and previews are written as images are added, so the project file stays small.
 
 const DB = 'headtune';

@@ -7,6 +7,7 @@
 import { toMessage, nameOf, IMAGE_KINDS } from './images.js';
 import { Channel, channels, modules, codeError, abortError } from './channel.js';
 import { Pool } from './pool.js';
+import { WASM_FILE } from './simd.js';
 
 /** Backends accepted by `Tuner.create` and `Classifier.load`. */
 export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
@@ -86,7 +87,7 @@ function assetUrls(where, opts) {
   const under = (path) => (base === undefined ? undefined : new URL(path, base.endsWith('/') ? base : `${base}/`).href);
   return {
     workerUrl: checkUrl(where, 'workerUrl', opts.workerUrl) ?? under('lib/worker.js'),
-    wasmUrl: checkUrl(where, 'wasmUrl', opts.wasmUrl) ?? under('pkg/headtune_bg.wasm'),
+    wasmUrl: checkUrl(where, 'wasmUrl', opts.wasmUrl) ?? under(`pkg/${WASM_FILE}`),
     weightsBase: under('pkg/'),
   };
 }
@@ -358,14 +359,17 @@ export class Tuner {
    * Embed images and add them to class `label`. Unreadable images are skipped and listed in
    * `rejected` with the reason; the rest are added. With `thumbnails`, each added image's JPEG
    * thumbnail and preview come back too (`thumbnails[k]` for `ids[k]`), made by whichever worker
-   * decoded it.
+   * decoded it. `onAdded` hears of added images as they are added, in input order: an app can
+   * store and show them during a long addition (and keeps them if it is aborted) without
+   * cutting it into calls, which would idle the workers at every cut.
    */
   async addImages(label, images, options) {
     const where = 'tuner.addImages';
     checkString(where, 'label', label);
-    const { onProgress, signal, thumbnails: asked } = checkOptions(where, options, ['onProgress', 'signal', 'thumbnails']);
+    const { onProgress, onAdded, signal, thumbnails: asked } = checkOptions(where, options, ['onProgress', 'onAdded', 'signal', 'thumbnails']);
     const thumbnails = thumbnailSizes(where, asked);
     checkFunction(where, 'onProgress', onProgress);
+    checkFunction(where, 'onAdded', onAdded);
     checkSignal(where, signal);
     if (images === null || typeof images !== 'object' || typeof images[Symbol.iterator] !== 'function') {
       if (images && typeof images === 'object') images = [images];
@@ -375,6 +379,15 @@ export class Tuner {
     const total = list.length;
     const result = { added: 0, ids: [], indices: [], rejected: [], ...(thumbnails ? { thumbnails: [] } : {}) };
     const report = (done, name) => onProgress?.({ status: 'progress', done, total, name });
+    // Every path merges what it added into `result` through this, so `onAdded` hears of each
+    // added image exactly once, in order.
+    const merge = (ids, indices, made) => {
+      result.added += ids.length;
+      result.ids.push(...ids);
+      result.indices.push(...indices);
+      if (thumbnails) result.thumbnails.push(...made);
+      if (onAdded && ids.length) onAdded({ ids, indices, ...(thumbnails ? { thumbnails: made } : {}) });
+    };
     onProgress?.({ status: 'initiate', total });
     const channel = this.#channel;
     const pool = channel.pool;
@@ -384,13 +397,13 @@ export class Tuner {
       let from = 0;
       let plan = await channel.call('viewPlan', {}, { signal, rejectOnAbort: true });
       while (plan === null && from < total) {
-        await this.#addChunk(label, list, from, from + 1, result, report, signal, thumbnails);
+        await this.#addChunk(label, list, from, from + 1, result, merge, report, signal, thumbnails);
         from += 1;
         plan = await channel.call('viewPlan', {}, { signal, rejectOnAbort: true });
       }
-      if (from < total) await pool.add({ engine: channel, weightsUrl: channel.weightsUrl, plan, label, list, from, result, report, signal, thumbnails });
+      if (from < total) await pool.add({ engine: channel, weightsUrl: channel.weightsUrl, plan, label, list, from, result, merge, report, signal, thumbnails });
     } else {
-      for (let start = 0; start < total; start += CHUNK) await this.#addChunk(label, list, start, Math.min(total, start + CHUNK), result, report, signal, thumbnails);
+      for (let start = 0; start < total; start += CHUNK) await this.#addChunk(label, list, start, Math.min(total, start + CHUNK), result, merge, report, signal, thumbnails);
     }
     // In input order, whichever step refused them.
     result.rejected.sort((a, b) => a.index - b.index);
@@ -399,7 +412,7 @@ export class Tuner {
   }
 
   /** Add `list[start…end)` in the engine's worker alone, one round trip. */
-  async #addChunk(label, list, start, end, result, report, signal, thumbnails) {
+  async #addChunk(label, list, start, end, result, merge, report, signal, thumbnails) {
     if (signal?.aborted) throw abortError(signal);
     const items = [];
     const transfer = [];
@@ -417,11 +430,8 @@ export class Tuner {
       signal,
       onProgress: (ev) => report(start + ev.done, ev.name),
     });
-    result.added += out.ids.length;
-    result.ids.push(...out.ids);
-    result.indices.push(...out.indices);
     result.rejected.push(...out.rejected);
-    if (thumbnails) result.thumbnails.push(...out.thumbnails);
+    merge(out.ids, out.indices, out.thumbnails);
   }
 
   /**

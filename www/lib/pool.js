@@ -71,12 +71,13 @@ export class Pool {
 
   /**
    * Embed `list[from…]` on every worker and append them to class `label` through `engine` (its
-   * view plan must be fixed: see `viewPlan` in worker.js). Adds to `result` like the engine's
-   * own addImages and calls `report(done, name)` per image, in order. With `thumbnails`
+   * view plan must be fixed: see `viewPlan` in worker.js). Hands what is added to
+   * `merge(ids, indices, thumbnails)` and the rejections to `result`, like the engine's own
+   * addImages, and calls `report(done, name)` per image, in order. With `thumbnails`
    * (`{ thumb, preview }` sides) the worker that embeds an image also makes its JPEGs, which
-   * stay here (the engine's worker never sees them) and go to `result.thumbnails`.
+   * stay here (the engine's worker never sees them) and go to `merge`.
    */
-  async add({ engine, weightsUrl, plan, label, list, from, result, report, signal, thumbnails }) {
+  async add({ engine, weightsUrl, plan, label, list, from, result, merge, report, signal, thumbnails }) {
     const total = list.length;
     let next = from;
     let appended = from;
@@ -113,14 +114,9 @@ export class Pool {
         .then((r) => {
           for (const b of batch) if (b.out.rejected) result.rejected.push(b.out.rejected);
           if (r) {
-            result.added += r.ids.length;
-            result.ids.push(...r.ids);
-            result.indices.push(...r.indices);
             result.rejected.push(...r.rejected);
-            if (thumbnails) {
-              const made = new Map(batch.map((b) => [b.index, b.out]));
-              result.thumbnails.push(...r.indices.map((i) => ({ thumb: made.get(i).thumb, preview: made.get(i).preview })));
-            }
+            const made = new Map(batch.map((b) => [b.index, b.out]));
+            merge(r.ids, r.indices, thumbnails ? r.indices.map((i) => ({ thumb: made.get(i).thumb, preview: made.get(i).preview })) : undefined);
           }
           for (const b of batch) report(b.index + 1, b.out.rejected?.name ?? b.out.image.name);
         });

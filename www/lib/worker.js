@@ -12,6 +12,7 @@
 // set it (init, saveProject, saveParts), so every other reply costs the same at 10 or 10,000 examples.
 
 import init, { Engine, Embedder, fileFeatures } from '../pkg/headtune.js';
+import { RELAXED_SIMD } from './simd.js';
 
 /** How long to wait for `navigator.gpu.requestAdapter()`: it can hang with some flags/drivers. */
 const ADAPTER_TIMEOUT_MS = 5000;
@@ -259,8 +260,11 @@ async function makeEngine(kind, weights, backend, bytes, features) {
   }
 }
 
-/** The package's wasm, next to the glue (bundlers recognise this form and emit the file). */
-const packageWasmUrl = () => new URL('../pkg/headtune_bg.wasm', import.meta.url).href;
+/**
+ * The package's wasm for this browser, next to the glue: the relaxed-SIMD build where it runs
+ * (simd.js). Both URLs written out whole: bundlers recognise this form and emit both files.
+ */
+const packageWasmUrl = () => (RELAXED_SIMD ? new URL('../pkg/headtune_relaxed_bg.wasm', import.meta.url) : new URL('../pkg/headtune_bg.wasm', import.meta.url)).href;
 
 /**
  * Instantiate the engine from a compiled `module` (shared by the main thread), else download

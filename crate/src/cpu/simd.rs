@@ -290,7 +290,15 @@ mod wasm {
         }
         #[inline(always)]
         unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-            f32x4_add(f32x4_mul(a, b), c)
+            // A build with `+relaxed-simd` lets the engine fuse (FMA where the CPU has it).
+            #[cfg(target_feature = "relaxed-simd")]
+            {
+                f32x4_relaxed_madd(a, b, c)
+            }
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            {
+                f32x4_add(f32x4_mul(a, b), c)
+            }
         }
         #[inline(always)]
         unsafe fn add(a: Self::V, b: Self::V) -> Self::V {
