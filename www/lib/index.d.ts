@@ -122,7 +122,7 @@ export interface AssetOptions {
   workerUrl?: string | URL;
   /**
    * The engine's wasm: by default the package's `pkg/headtune_relaxed_bg.wasm` where the browser
-   * has relaxed SIMD (fused multiply-adds, ≈ 1.16× faster), else `pkg/headtune_bg.wasm`.
+   * has relaxed SIMD (fused multiply-adds, ≈ 1.28× faster), else `pkg/headtune_bg.wasm`.
    */
   wasmUrl?: string | URL;
 }

@@ -1,5 +1,5 @@
 // Which build of the engine this browser runs. The package ships two (wasm-pack.toml
-// [variants]): plain SIMD128, and relaxed SIMD, whose kernels use fused multiply-adds (1.16× the
+// [variants]): plain SIMD128, and relaxed SIMD, whose kernels use fused multiply-adds (1.28× the
 // images/s in Chromium) but which only browsers with relaxed SIMD can compile (Chrome 114+;
 // not Safari). Validating a tiny module that uses one relaxed instruction decides, before
 // anything is downloaded, so a browser fetches only the build it runs.
