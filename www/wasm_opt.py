@@ -26,6 +26,8 @@ FEATURES = {
     "mutable-globals": "MutableGlobals",
     "reference-types": "ReferenceTypes",
     "multivalue": "Multivalue",
+    # The relaxed-SIMD build of the engine (wasm-pack.toml [variants.relaxed]).
+    "relaxed-simd": "RelaxedSIMD",
 }
 # -O<x> → (optimize level, shrink level), as wasm-opt maps them.
 LEVELS = {"0": (0, 0), "1": (1, 0), "2": (2, 0), "3": (3, 0), "4": (4, 0), "s": (2, 1), "z": (2, 2)}
