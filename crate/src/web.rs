@@ -159,10 +159,15 @@ struct Made {
     thumbnails: Option<Thumbnails>,
 }
 
+/// Set `out[key] = value` on a result object being built; `what` names the result if that fails.
+fn set_field(out: &js_sys::Object, key: &str, value: &JsValue, what: &str) -> Result<()> {
+    Reflect::set(out, &key.into(), value).map(|_| ()).map_err(|_| Error::Backend(format!("cannot build {what}")))
+}
+
 impl IntoJs for Made {
     fn into_js(self) -> Result<JsValue> {
         let out = js_sys::Object::new();
-        let set = |key: &str, value: JsValue| Reflect::set(&out, &key.into(), &value).map(|_| ()).map_err(|_| Error::Backend("cannot build the added image's result".into()));
+        let set = |key: &str, value: JsValue| set_field(&out, key, &value, "the added image's result");
         if let Some(id) = self.id {
             set("id", id.into())?;
         }
@@ -178,7 +183,7 @@ impl IntoJs for Made {
 }
 
 /// The thumbnails asked for by a call's `thumb` and `preview` sides: none when both are 0.
-/// (Two numbers, not an options object: serde_wasm_bindgen would cost ~1 ms per image.)
+/// (Two numbers, not an options object: nothing to convert field by field on every image.)
 fn thumbnail_sizes(thumb: u32, preview: u32) -> Result<Option<ThumbnailSizes>> {
     if thumb == 0 && preview == 0 {
         return Ok(None);
@@ -605,7 +610,7 @@ impl Engine {
         let views: Vec<u32> = examples.iter().map(|e| u32::try_from(e.views.len()).unwrap_or(u32::MAX)).collect();
         let names: Vec<&str> = examples.iter().map(|e| e.name.as_str()).collect();
         let out = js_sys::Object::new();
-        let set = |key: &str, value: JsValue| Reflect::set(&out, &key.into(), &value).map(|_| ()).map_err(|_| to_js(Error::Backend("cannot build the example columns".into())));
+        let set = |key: &str, value: JsValue| set_field(&out, key, &value, "the example columns").map_err(to_js);
         set("ids", js_sys::Float64Array::from(ids.as_slice()).into())?;
         set("classes", js_sys::Uint32Array::from(classes.as_slice()).into())?;
         set("views", js_sys::Uint32Array::from(views.as_slice()).into())?;
@@ -830,7 +835,7 @@ impl Engine {
             put.push(&js_sys::Array::of2(&key.into(), &js_sys::Uint8Array::from(bytes.as_slice())));
         }
         let out = js_sys::Object::new();
-        let set = |key: &str, value: &JsValue| Reflect::set(&out, &key.into(), value).map(|_| ()).map_err(|_| to_js(Error::Backend("cannot build the saved parts".into())));
+        let set = |key: &str, value: &JsValue| set_field(&out, key, value, "the saved parts").map_err(to_js);
         set("generation", &(changes.generation as f64).into())?;
         set("clear", &changes.clear.into())?;
         set("put", &put)?;

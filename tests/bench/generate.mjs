@@ -1,6 +1,6 @@
-// What the adding benchmarks (pool.mjs, page-adding.mjs) share: photo-like test JPEGs made in
-// the browser (seeded; nothing is stored in the repository), the CPU time of the browser's
-// processes, medians.
+// What the adding benchmarks (pool.mjs, page-adding.mjs, scale.mjs) share: photo-like test
+// JPEGs made in the browser (seeded; nothing is stored in the repository), the package alone
+// timed on a list of files, the CPU time of the browser's processes, medians.
 
 import fs from 'node:fs';
 
@@ -41,6 +41,37 @@ export async function generateJpegs(page, n, onImage) {
     }, i);
     onImage(i, Buffer.from(base64, 'base64'));
   }
+}
+
+/**
+ * The package alone, ready to be timed: a harness page of `url` (served from the repository
+ * root) holding `files` (paths) in a file input, and a fresh `Tuner.create({ backend: 'cpu' })`
+ * (default workers). `timeAddImages(page)` then times one `addImages` of every file.
+ */
+export async function packagePage(browser, url, files) {
+  const page = await browser.newPage();
+  await page.goto(`${url}/tests/browser/harness.html`);
+  await page.waitForFunction(() => window.harnessReady === true, null, { timeout: 60_000 });
+  await page.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'files' })));
+  await page.setInputFiles('#files', files);
+  await page.evaluate(async () => {
+    window.tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
+  });
+  return page;
+}
+
+/**
+ * Seconds one `addImages` of every file of a `packagePage` takes (with the page's thumbnails and
+ * previews too when `thumbnails`); every file must be added.
+ */
+export function timeAddImages(page, { thumbnails = false } = {}) {
+  return page.evaluate(async (thumbnails) => {
+    const list = [...document.getElementById('files').files];
+    const t0 = performance.now();
+    const r = await window.tuner.addImages('all', list, thumbnails ? { thumbnails: true } : {});
+    if (r.added !== list.length) throw new Error(`added ${r.added} of ${list.length}`);
+    return (performance.now() - t0) / 1000;
+  }, thumbnails);
 }
 
 /** CPU seconds (user + system) used so far by every process descended from this one. */

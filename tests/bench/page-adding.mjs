@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHROMIUM_ARGS, ROOT, serveStatic, recordLongTasks, longTasksBetween } from '../chromium.mjs';
-import { treeCpuSeconds, threadCpuSeconds, threadBreakdown, generateJpegs, median } from './generate.mjs';
+import { treeCpuSeconds, threadCpuSeconds, threadBreakdown, generateJpegs, median, packagePage, timeAddImages } from './generate.mjs';
 
 const { chromium } = await import(path.join(ROOT, 'tests/e2e/node_modules/playwright-core/index.mjs'));
 
@@ -45,24 +45,10 @@ try {
 
   /** The package alone: a fresh tuner, then addImages of every file (read as Files in the page). */
   async function packageRun() {
-    const page = await browser.newPage();
-    await page.goto(`${url}/tests/browser/harness.html`);
-    await page.waitForFunction(() => window.harnessReady === true, null, { timeout: 30000 });
-    await page.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'files' })));
-    await page.setInputFiles('#files', files);
-    await page.evaluate(async (thumbs) => {
-      window.tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
-      window.__thumbs = thumbs;
-    }, THUMBS);
+    const page = await packagePage(browser, url, files);
     const cpu0 = treeCpuSeconds();
     const threads0 = threadCpuSeconds();
-    const seconds = await page.evaluate(async () => {
-      const list = [...document.getElementById('files').files];
-      const t0 = performance.now();
-      const r = await window.tuner.addImages('all', list, window.__thumbs ? { thumbnails: true } : {});
-      if (r.added !== list.length) throw new Error(`added ${r.added}`);
-      return (performance.now() - t0) / 1000;
-    });
+    const seconds = await timeAddImages(page, { thumbnails: THUMBS });
     const cpu = treeCpuSeconds() - cpu0;
     const threads = threadBreakdown(threads0, threadCpuSeconds(), N);
     await page.close();

@@ -16,6 +16,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { parseArgs } from 'node:util';
 import { CHROMIUM_ARGS, ROOT, serveStatic, recordLongTasks, longTasksBetween } from '../chromium.mjs';
+import { packagePage, timeAddImages } from './generate.mjs';
 
 const { chromium } = await import(path.join(ROOT, 'tests/e2e/node_modules/playwright-core/index.mjs'));
 
@@ -133,22 +134,10 @@ const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || 
  * `addImages` of every file, no thumbnails): what the page's rate is compared with.
  */
 async function packageRate(folder) {
-  const page = await browser.newPage();
+  const files = fs.readdirSync(folder).flatMap((c) => fs.readdirSync(path.join(folder, c)).map((f) => path.join(folder, c, f)));
+  const page = await packagePage(browser, url, files);
   try {
-    await page.goto(`${url}/tests/browser/harness.html`);
-    await page.waitForFunction(() => window.harnessReady === true, null, { timeout: 60_000 });
-    await page.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'files' })));
-    const files = fs.readdirSync(folder).flatMap((c) => fs.readdirSync(path.join(folder, c)).map((f) => path.join(folder, c, f)));
-    await page.setInputFiles('#files', files);
-    return await page.evaluate(async () => {
-      const tuner = await window.headtune.Tuner.create({ backend: 'cpu' });
-      const list = [...document.getElementById('files').files];
-      const t0 = performance.now();
-      const r = await tuner.addImages('all', list);
-      const rate = r.added / ((performance.now() - t0) / 1000);
-      tuner.dispose();
-      return rate;
-    });
+    return files.length / (await timeAddImages(page));
   } finally {
     await page.close();
   }

@@ -75,10 +75,6 @@ export async function addGroups(state, groups, { fromFolder = false } = {}) {
     fresh = [];
     // Thumbnails first: a card asks for them as soon as the examples are in the state.
     const stored = thumbs.saveMany(batch.map(({ example, jpegs }) => [example.id, jpegs]));
-    thumbs.track(
-      batch.map(({ example }) => example.id),
-      stored,
-    );
     stores.push(stored);
     // Saved once their thumbnails are stored (a save writes only the new embeddings): closing
     // the tab while adding keeps what was added up to the last save.

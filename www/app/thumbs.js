@@ -29,30 +29,33 @@ const saving = new Map();
 const recent = new Map();
 const KEEP_RECENT = 256;
 
-/** Note that the images of `ids` are being stored by `promise` (so `url` waits for it). */
-export function track(ids, promise) {
-  for (const id of ids) saving.set(id, promise);
-  const done = () => ids.forEach((id) => saving.get(id) === promise && saving.delete(id));
-  promise.then(done, done);
+/** Drop the oldest entries of `map` (Maps iterate in insertion order) past `keep`, through `drop`. */
+function evictOldest(map, keep, drop = (key) => map.delete(key)) {
+  for (const key of map.keys()) {
+    if (map.size <= keep) break;
+    drop(key);
+  }
 }
 
 /**
  * Store the images of several examples, `[[id, { thumb, preview }], …]` with the JPEG bytes
- * (Uint8Array) `addImages` returned: one transaction.
+ * (Uint8Array) `addImages` returned: one transaction. Until it commits, `url` of these ids
+ * waits for it (a card may ask as soon as the examples are shown).
  */
 export function saveMany(entries) {
   if (!entries.length) return Promise.resolve();
   for (const [id, { thumb }] of entries) recent.set(id, thumb);
-  for (const old of recent.keys()) {
-    if (recent.size <= KEEP_RECENT) break;
-    recent.delete(old);
-  }
-  return transaction([THUMBS, PREVIEWS], 'readwrite', (s) => {
+  evictOldest(recent, KEEP_RECENT);
+  const stored = transaction([THUMBS, PREVIEWS], 'readwrite', (s) => {
     for (const [id, { thumb, preview }] of entries) {
       s[THUMBS].put(thumb, id);
       s[PREVIEWS].put(preview, id);
     }
   });
+  for (const [id] of entries) saving.set(id, stored);
+  const done = () => entries.forEach(([id]) => saving.get(id) === stored && saving.delete(id));
+  stored.then(done, done);
+  return stored;
 }
 
 /** Base64 of `bytes` (the built-in where the browser has it). */
@@ -63,8 +66,11 @@ function base64(bytes) {
   return btoa(text);
 }
 
+/** A data: URL of JPEG bytes. */
+const jpegDataUrl = (bytes) => `data:image/jpeg;base64,${base64(bytes)}`;
+
 /** A URL showing a stored JPEG: a data: URL of its bytes, an object URL of an older Blob. */
-const urlOf = (value) => (value instanceof Blob ? URL.createObjectURL(value) : `data:image/jpeg;base64,${base64(value)}`);
+const urlOf = (value) => (value instanceof Blob ? URL.createObjectURL(value) : jpegDataUrl(value));
 
 function forget(id) {
   recent.delete(id);
@@ -85,11 +91,7 @@ export async function url(id) {
   // Another caller may have read it meanwhile.
   if (!urls.has(id)) {
     urls.set(id, urlOf(value));
-    // The oldest first: Maps iterate in insertion order.
-    for (const old of urls.keys()) {
-      if (urls.size <= KEEP_URLS) break;
-      forget(old);
-    }
+    evictOldest(urls, KEEP_URLS, forget);
   }
   return urls.get(id);
 }
@@ -144,7 +146,7 @@ export async function exportAll() {
     return () => [k.result, v.result];
   });
   const out = {};
-  for (let i = 0; i < keys.length; i++) out[keys[i]] = values[i] instanceof Blob ? await blobToDataUrl(values[i]) : `data:image/jpeg;base64,${base64(values[i])}`;
+  for (let i = 0; i < keys.length; i++) out[keys[i]] = values[i] instanceof Blob ? await blobToDataUrl(values[i]) : jpegDataUrl(values[i]);
   return out;
 }
 
