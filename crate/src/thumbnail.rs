@@ -6,10 +6,13 @@
 //! Without them an app would decode every image a second time in the browser only to draw
 //! these — on the page that cost as much CPU as a third of the embedding.
 //!
-//! Resizing is `fast_image_resize`'s super-sampling (nearest-neighbour to twice the size, then a
-//! bilinear convolution: 2.2× faster than the convolution alone from a 1 MP photo, and the
-//! difference does not show at these sizes); the thumbnail is cut from the preview when that is
-//! at least twice its side (so the full image is resized once). Encoding is `jpeg-encoder`'s
+//! Resizing is `fast_image_resize`'s box convolution (each output pixel the mean of the input
+//! pixels it covers): from 1 MP photos to 320 px it is both the fastest filter that does not
+//! alias (0.76 ms in wasm against 1.04 for super-sampling, nearest-neighbour to twice the size
+//! then bilinear, which this used before) and the closest to a Lanczos-3 resize (+2.5 dB PSNR on
+//! average over four 1152×864 photo mosaics; plain bilinear interpolation, 0.6 ms, is 4 dB
+//! worse: it aliases). The thumbnail is cut from the preview when that is at least twice its
+//! side (so the full image is resized once). Encoding is `jpeg-encoder`'s
 //! baseline JPEG (4:2:0): 2.9× faster than the `image` crate's encoder (0.65 vs 1.85 ms for a
 //! 320×240 preview, natively) and a fifth smaller at the same quality setting — it was the
 //! larger cost (≈ 2.4 ms of the ≈ 3.5 ms per 1 MP photo).
@@ -111,7 +114,7 @@ fn fit(w: u32, h: u32, longest: u32) -> (u32, u32) {
 }
 
 fn options() -> ResizeOptions {
-    ResizeOptions::new().resize_alg(ResizeAlg::SuperSampling(FilterType::Bilinear, 2))
+    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box))
 }
 
 fn resize(src: &Rgb, dst: &mut RgbImage, options: &ResizeOptions) -> Result<()> {

@@ -60,7 +60,7 @@ try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...(process.env.NOSW ? { serviceWorkers: 'block' } : {}) });
     const page = await context.newPage();
     page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-    await recordLongTasks(page, { frames: true });
+    await recordLongTasks(page, { frames: Boolean(process.env.FRAMES) });
     await page.goto(`${url}/www/?backend=cpu`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
     const cpu0 = treeCpuSeconds();

@@ -383,6 +383,9 @@ test('add two classes from a folder, train, check, predict, rename, reload, go o
     assert.ok(Math.abs(p[0].probability - before.trouser[0].probability) < 0.002, 'the same model, renamed');
     const meta = modelMeta(await download(page, 'Export model'));
     assert.ok(meta.classes.includes('pants') && !meta.classes.includes('trouser'), JSON.stringify(meta.classes));
+    // The card's thumbnails are rebuilt under the new name (their remove buttons say which class).
+    const removeLabels = await page.$$eval('#classes > li[data-class="pants"] .thumbs .remove', (bs) => bs.map((b) => b.getAttribute('aria-label')));
+    assert.ok(removeLabels.length > 0 && removeLabels.every((l) => / from pants$/.test(l)), JSON.stringify(removeLabels));
     const renamed = page.locator('#classes > li[data-class="pants"] input[type="text"]');
     await renamed.fill('trouser');
     await renamed.press('Enter');
@@ -919,10 +922,14 @@ test('300 images in a class: the card counts them all and shows one page of thum
     const strip = async () =>
       page.$eval('#classes > li:not(.pending)', (li) => ({ slots: li.querySelectorAll('.thumbs li').length, more: li.querySelector('.more-thumbs').hidden ? null : li.querySelector('.more-thumbs').textContent }));
     assert.deepEqual(await strip(), { slots: 24, more: 'Show more (276 not shown)' }, 'one page of thumbnails, not 300');
-    // The newest images come first.
-    assert.equal(await page.$eval('#classes > li:not(.pending) .thumbs img', (img) => img.alt), 'img-299.png');
+    // The newest images come first, in order: the strip was updated in place at each showing
+    // while adding (new items in front, dropped ones off the end).
+    const alts = () => page.$$eval('#classes > li:not(.pending) .thumbs li', (items) => items.map((li) => li.querySelector('img, .nothumb')?.getAttribute('alt') ?? li.textContent));
+    const newest = (n) => Array.from({ length: n }, (_, k) => `img-${String(299 - k).padStart(3, '0')}.png`);
+    assert.deepEqual(await alts(), newest(24));
     await page.locator('#classes > li:not(.pending) .more-thumbs').click();
     assert.deepEqual(await strip(), { slots: 120, more: 'Show more (180 not shown)' });
+    assert.deepEqual(await alts(), newest(120));
     await context.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -198,7 +198,11 @@ function fill(state, card, name, n, s) {
   webcam.setAttribute('aria-pressed', String(s.camera === name));
   card.querySelector('.camera-area').hidden = s.camera !== name;
   card.querySelector('.thumbs').setAttribute('aria-label', `Images of ${name}`);
-  if (renamed) card.dataset.ids = '';
+  if (renamed) {
+    // Rebuilt: each item's remove button is labelled with the class name.
+    card.dataset.ids = '';
+    card.querySelector('.thumbs').replaceChildren();
+  }
   renderThumbs(state, card, s);
 }
 
@@ -214,20 +218,35 @@ function renderThumbs(state, card, s) {
   card.dataset.ids = key;
   const strip = card.querySelector('.thumbs');
   const old = new Map([...strip.children].map((li) => [Number(li.dataset.id), li]));
-  strip.replaceChildren(
-    ...shown.map((ex) => {
-      const kept = old.get(ex.id);
-      if (kept) return kept;
-      const img = el('img', { alt: ex.name, width: 56, height: 56, title: ex.name, decoding: 'async' });
-      thumbs.url(ex.id).then((src) => {
-        if (src) img.src = src;
-        else img.replaceWith(el('span', { class: 'nothumb', title: ex.name }, ex.name.slice(0, 12)));
-      });
-      const rm = el('button', { type: 'button', class: 'remove', 'aria-label': `Remove ${ex.name} from ${name}` }, '×');
-      rm.addEventListener('click', () => removeExample(state, ex.id));
-      return el('li', { 'data-id': String(ex.id) }, img, rm);
-    }),
-  );
+  // Only new thumbnails go in and only dropped ones go out: re-inserting the strip's kept
+  // items (newer images arrive in front) cost a style, layout and image pass over all of them
+  // at every showing while adding.
+  let at = strip.firstElementChild;
+  for (const ex of shown) {
+    if (at && Number(at.dataset.id) === ex.id) {
+      at = at.nextElementSibling;
+      continue;
+    }
+    strip.insertBefore(old.get(ex.id) ?? thumbItem(state, ex, name), at);
+  }
+  // What is left from `at` on is no longer shown (the items before it are `shown`, in order).
+  while (at) {
+    const next = at.nextElementSibling;
+    at.remove();
+    at = next;
+  }
+}
+
+/** A card's list item for example `ex` of class `name`: its thumbnail and a remove button. */
+function thumbItem(state, ex, name) {
+  const img = el('img', { alt: ex.name, width: 56, height: 56, title: ex.name, decoding: 'async' });
+  thumbs.url(ex.id).then((src) => {
+    if (src) img.src = src;
+    else img.replaceWith(el('span', { class: 'nothumb', title: ex.name }, ex.name.slice(0, 12)));
+  });
+  const rm = el('button', { type: 'button', class: 'remove', 'aria-label': `Remove ${ex.name} from ${name}` }, '×');
+  rm.addEventListener('click', () => removeExample(state, ex.id));
+  return el('li', { 'data-id': String(ex.id) }, img, rm);
 }
 
 /** The class cards and the "Add a class" button. */
