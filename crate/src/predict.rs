@@ -14,7 +14,7 @@ use crate::features::FeatureSpec;
 use crate::head::HeadWeights;
 use crate::image::Rgb;
 use crate::imagenet::{softmax, top_k_indices};
-use crate::preprocess::{self, CropBox};
+use crate::preprocess::{self, Crop, CropBox, View};
 
 /// Side of the heatmap grid returned to callers (the m×m map upsampled bilinearly).
 pub const HEATMAP_SIZE: usize = 56;
@@ -194,14 +194,17 @@ pub struct PredictOutput {
 }
 
 /// Classify one decoded image, optionally with the heatmap of its top class. The image is
-/// prepared the way the classifier's features say.
+/// prepared the way the classifier's features say, unless it is `framed` already: the network's
+/// input square as an input preview holds it ([`crate::thumbnail::Preview::Input`]), which is
+/// only resized to the input side (the identity at that side) — framing it again would crop a
+/// centre crop a second time.
 ///
 /// # Errors
 /// [`Error::Data`] when `backbone` is not the classifier's, else as [`Backbone::embed`].
-pub async fn predict_image(backbone: &Backbone, classifier: &Classifier, img: &Rgb, top_k: usize, heatmap: bool) -> Result<PredictOutput> {
+pub async fn predict_image(backbone: &Backbone, classifier: &Classifier, img: &Rgb, top_k: usize, heatmap: bool, framed: bool) -> Result<PredictOutput> {
     let spec = &classifier.spec;
     let (w, h) = img.dimensions();
-    let view = spec.eval_view(img);
+    let view = if framed { View::eval(w, h, Crop::Full, spec.input_size()) } else { spec.eval_view(img) };
     let input = preprocess::preprocess(img, &view, spec.input_size())?;
     let (embedding, map) = if heatmap {
         let (pooled, embedding, map) = spec.embed_with_map(backbone, &input).await?;

@@ -5,6 +5,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Backbone;
@@ -107,6 +108,33 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 /// As [`preprocess::preprocess`].
 pub fn view_inputs(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
     augment.views_for(spec, img, seed).iter().map(|v| preprocess::preprocess(img, v, spec.input_size())).collect()
+}
+
+/// [`view_inputs`], with the evaluation view's pixels too: the `S × S` image the network sees
+/// (before normalisation), for thumbnails of what the model saw.
+///
+/// # Errors
+/// As [`preprocess::render`].
+pub fn view_inputs_seen(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<(Vec<Vec<f32>>, RgbImage)> {
+    let size = spec.input_size();
+    let mut views = augment.views_for(spec, img, seed).into_iter();
+    let eval = views.next().ok_or_else(|| Error::Backend("no evaluation view".into()))?;
+    let seen = preprocess::render(img, &eval, size)?;
+    let mut inputs = vec![preprocess::normalise(&seen)];
+    for v in views {
+        inputs.push(preprocess::preprocess(img, &v, size)?);
+    }
+    Ok((inputs, seen))
+}
+
+/// [`embed_views`], with the evaluation view's pixels (see [`view_inputs_seen`]).
+///
+/// # Errors
+/// As [`FeatureSpec::embed_inputs`].
+pub async fn embed_views_seen(backbone: &Backbone, spec: &FeatureSpec, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<(Vec<Vec<f32>>, RgbImage)> {
+    let (inputs, seen) = view_inputs_seen(img, spec, augment, seed)?;
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    Ok((spec.embed_inputs(backbone, &refs).await?, seen))
 }
 
 /// Embed every view of one decoded image under `spec`: `[eval, aug1, …, augN]`.

@@ -1,8 +1,20 @@
 //! Thumbnails: an added image's small pictures for an app to show, made from the decode the
 //! engine does anyway (upright: EXIF orientation applied).
 //!
-//! Two JPEGs per image: a square thumbnail of its centre (the class cards of the page) and a
-//! preview of the whole image, aspect kept, no larger than asked (the review of mistakes).
+//! Two JPEGs per image: a square thumbnail (the class cards of the page) and a preview (the
+//! review of mistakes, with a heatmap over it). The preview is one of two pictures
+//! ([`Preview`]):
+//! - `Input`: what the network saw — the image framed the model's way (centre crop, stretched
+//!   or letterboxed: [`crate::preprocess::Crop`]) at the backbone's input side, the pixels it
+//!   embedded before normalisation. Nothing is resized for it: the embedding made it already.
+//!   The thumbnail is that square, halved. Predicting such a preview again with `framed` (no
+//!   second framing: [`crate::predict::predict_image`]) gives the network the same input, so its
+//!   heatmap is drawn over exactly what the model saw. What the page asks for: it costs the
+//!   worker ≈ 1.0 ms per 1 MP photo against ≈ 2.3 ms for `Image` (measured in the browser,
+//!   the engine's `embedViews` of one photo with and without thumbnails).
+//! - `Image(side)`: the whole image, aspect kept, no larger than asked; the thumbnail is its
+//!   centre square.
+//!
 //! Without them an app would decode every image a second time in the browser only to draw
 //! these — on the page that cost as much CPU as a third of the embedding.
 //!
@@ -14,12 +26,11 @@
 //! worse: it aliases). The thumbnail is cut from the preview when that is at least twice its
 //! side (so the full image is resized once). Encoding is `jpeg-encoder`'s
 //! baseline JPEG (4:2:0): 2.9× faster than the `image` crate's encoder (0.65 vs 1.85 ms for a
-//! 320×240 preview, natively) and a fifth smaller at the same quality setting — it was the
-//! larger cost (≈ 2.4 ms of the ≈ 3.5 ms per 1 MP photo).
+//! 320×240 preview, natively) and a fifth smaller at the same quality setting; still the larger
+//! cost in wasm (≈ 1 ms for a 320×240 preview, ≈ 0.65 for a 224 × 224 input).
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
-use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::image::Rgb;
@@ -31,20 +42,31 @@ const PREVIEW_QUALITY: u8 = 85;
 /// The sides a caller may ask for, in pixels.
 const SIDES: std::ops::RangeInclusive<u32> = 16..=1024;
 
-/// Which pictures to make: sides in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What the preview shows (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preview {
+    /// The whole image, aspect kept, longest side at most this many pixels (smaller images keep
+    /// their size).
+    Image(u32),
+    /// The network's input square: the image as the model saw it.
+    Input,
+}
+
+/// Which pictures to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThumbnailSizes {
-    /// Side of the square thumbnail of the image's centre.
+    /// Side of the square thumbnail, in pixels: of the image's centre (`Image`) or of the input
+    /// square (`Input`).
     pub thumb: u32,
-    /// Longest side of the whole-image preview (smaller images keep their size).
-    pub preview: u32,
+    /// What the preview shows.
+    pub preview: Preview,
 }
 
 impl Default for ThumbnailSizes {
-    /// The page's: a 112 px square (2× the 56 px it is shown at) and a 320 px preview.
+    /// The package's default: a 112 px square (2× the 56 px the page shows it at) and a 320 px
+    /// preview of the whole image.
     fn default() -> Self {
-        Self { thumb: 112, preview: 320 }
+        Self { thumb: 112, preview: Preview::Image(320) }
     }
 }
 
@@ -54,43 +76,69 @@ impl ThumbnailSizes {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the side and the range.
     pub fn validate(&self) -> Result<()> {
-        for (what, side) in [("thumbnail side", self.thumb), ("preview side", self.preview)] {
-            if !SIDES.contains(&side) {
+        let preview = match self.preview {
+            Preview::Image(side) => Some(side),
+            Preview::Input => None,
+        };
+        for (what, side) in [("thumbnail side", Some(self.thumb)), ("preview side", preview)] {
+            if let Some(side) = side.filter(|s| !SIDES.contains(s)) {
                 return Err(Error::InvalidArgument(format!("{what} is {side} pixels; use {} to {}", SIDES.start(), SIDES.end())));
             }
         }
         Ok(())
     }
 
-    /// The thumbnail and preview of `img` as JPEG files.
+    /// The thumbnail and preview of `img`, whose network input was `seen` (the `S × S` pixels
+    /// of its evaluation view, [`crate::store::view_inputs_seen`]; only `Input` reads it), as
+    /// JPEG files.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for sides out of range or an image without pixels;
-    /// [`Error::Backend`] if resizing or encoding fails (not expected for valid sizes).
-    pub fn make(&self, img: &Rgb) -> Result<Thumbnails> {
+    /// [`Error::InvalidArgument`] for sides out of range, an image without pixels, or an `Input`
+    /// preview without `seen`; [`Error::Backend`] if resizing or encoding fails (not expected
+    /// for valid sizes).
+    pub fn make(&self, img: &Rgb, seen: Option<&RgbImage>) -> Result<Thumbnails> {
         self.validate()?;
-        let (w, h) = img.dimensions();
-        if w == 0 || h == 0 {
-            return Err(Error::InvalidArgument(format!("cannot make thumbnails of a {w}×{h} image")));
+        match self.preview {
+            Preview::Input => {
+                let seen = seen.ok_or_else(|| Error::InvalidArgument("an input preview needs the network's input pixels".into()))?;
+                let side = seen.width().min(seen.height());
+                if side == 0 {
+                    return Err(Error::InvalidArgument("cannot make thumbnails of an empty input".into()));
+                }
+                let square = square_of(seen, self.thumb)?;
+                Ok(Thumbnails { thumb: encode(&square, THUMB_QUALITY)?, preview: encode(seen, PREVIEW_QUALITY)? })
+            }
+            Preview::Image(longest) => {
+                let (w, h) = img.dimensions();
+                if w == 0 || h == 0 {
+                    return Err(Error::InvalidArgument(format!("cannot make thumbnails of a {w}×{h} image")));
+                }
+                let (pw, ph) = fit(w, h, longest);
+                let small = if (pw, ph) == (w, h) {
+                    None
+                } else {
+                    let mut small = RgbImage::new(pw, ph);
+                    resize(img, &mut small, &options())?;
+                    Some(small)
+                };
+                let preview = small.as_ref().unwrap_or(img);
+                // The preview is a sharp enough source for a thumbnail of at most half its short side.
+                let source = if pw.min(ph) >= self.thumb.saturating_mul(2) { preview } else { img };
+                let square = square_of(source, self.thumb)?;
+                Ok(Thumbnails { thumb: encode(&square, THUMB_QUALITY)?, preview: encode(preview, PREVIEW_QUALITY)? })
+            }
         }
-        let (pw, ph) = fit(w, h, self.preview);
-        let small = if (pw, ph) == (w, h) {
-            None
-        } else {
-            let mut small = RgbImage::new(pw, ph);
-            resize(img, &mut small, &options())?;
-            Some(small)
-        };
-        let preview = small.as_ref().unwrap_or(img);
-        // The preview is a sharp enough source for a thumbnail of at most half its short side.
-        let source = if pw.min(ph) >= self.thumb.saturating_mul(2) { preview } else { img };
-        let (sw, sh) = source.dimensions();
-        let side = sw.min(sh);
-        let mut square = RgbImage::new(self.thumb, self.thumb);
-        let centre = options().crop(f64::from((sw - side) / 2), f64::from((sh - side) / 2), f64::from(side), f64::from(side));
-        resize(source, &mut square, &centre)?;
-        Ok(Thumbnails { thumb: encode(&square, THUMB_QUALITY)?, preview: encode(preview, PREVIEW_QUALITY)? })
     }
+}
+
+/// The centre square of `source`, resized to `side × side`.
+fn square_of(source: &RgbImage, side: u32) -> Result<RgbImage> {
+    let (sw, sh) = source.dimensions();
+    let short = sw.min(sh);
+    let mut square = RgbImage::new(side, side);
+    let centre = options().crop(f64::from((sw - short) / 2), f64::from((sh - short) / 2), f64::from(short), f64::from(short));
+    resize(source, &mut square, &centre)?;
+    Ok(square)
 }
 
 /// An image's pictures, as JPEG file bytes.

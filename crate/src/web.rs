@@ -29,8 +29,8 @@ use crate::predict::{predict_image, Classifier};
 use crate::preprocess::{self, Crop};
 use crate::parts::{Parts, ProjectRef, Tracker};
 use crate::project::{self, Model, Project};
-use crate::store::{embed_views, fingerprint, AugmentConfig, Store};
-use crate::thumbnail::{ThumbnailSizes, Thumbnails};
+use crate::store::{embed_views, embed_views_seen, fingerprint, AugmentConfig, Store};
+use crate::thumbnail::{Preview, ThumbnailSizes, Thumbnails};
 use crate::train::{train_pausing, EpochStats, TrainConfig};
 
 // The module's static constructors (dependencies register things with `inventory`-style
@@ -182,20 +182,29 @@ impl IntoJs for Made {
     }
 }
 
-/// The thumbnails asked for by a call's `thumb` and `preview` sides: none when both are 0.
-/// (Two numbers, not an options object: nothing to convert field by field on every image.)
+/// The thumbnails asked for by a call's `thumb` and `preview` sides: none when both are 0; a
+/// `preview` of 0 with a thumbnail asks for the network's input as the preview
+/// ([`Preview::Input`]). (Two numbers, not an options object: nothing to convert field by field
+/// on every image.)
 fn thumbnail_sizes(thumb: u32, preview: u32) -> Result<Option<ThumbnailSizes>> {
     if thumb == 0 && preview == 0 {
         return Ok(None);
     }
-    let sizes = ThumbnailSizes { thumb, preview };
+    let sizes = ThumbnailSizes { thumb, preview: if preview == 0 { Preview::Input } else { Preview::Image(preview) } };
     sizes.validate()?;
     Ok(Some(sizes))
 }
 
-/// The thumbnails of `img` if `sizes` asks for them.
-fn thumbnails_of(img: &crate::image::Rgb, sizes: Option<ThumbnailSizes>) -> Result<Option<Thumbnails>> {
-    sizes.map(|s| s.make(img)).transpose()
+/// Embed every view of `img` under `plan`, and make its thumbnails if `sizes` asks for them
+/// (from the image and the evaluation view's input pixels the embedding made anyway).
+async fn embed_with_thumbnails(backbone: &Backbone, plan: &ViewPlan, img: &crate::image::Rgb, seed: u64, sizes: Option<ThumbnailSizes>) -> Result<(Vec<Vec<f32>>, Option<Thumbnails>)> {
+    match sizes {
+        None => Ok((embed_views(backbone, &plan.spec, img, &plan.augment, seed).await?, None)),
+        Some(sizes) => {
+            let (views, seen) = embed_views_seen(backbone, &plan.spec, img, &plan.augment, seed).await?;
+            Ok((views, Some(sizes.make(img, Some(&seen))?)))
+        }
+    }
 }
 
 thread_local! {
@@ -537,8 +546,7 @@ impl Engine {
                 ViewPlan { spec: *s.store.spec(), augment: s.augment.clone() }
             };
             let (img, plan) = (&img, &plan);
-            let views = with_backbone(&state, |bb| async move { embed_views(&bb, &plan.spec, img, &plan.augment, seed).await }).await?;
-            let thumbnails = thumbnails_of(img, sizes)?;
+            let (views, thumbnails) = with_backbone(&state, |bb| async move { embed_with_thumbnails(&bb, plan, img, seed, sizes).await }).await?;
             let id = state.borrow_mut().store.add(&label, &name, views)?;
             // Ids are < 2^53 in any store a browser can hold, so they are exact as JS numbers.
             Ok(Made { id: Some(id as f64), views: None, thumbnails })
@@ -567,8 +575,8 @@ impl Engine {
             let sizes = thumbnail_sizes(thumb, preview)?;
             let (plan, seed, img) = plan_input(&plan, bytes, width, height, rgba)?;
             let (img, plan) = (&img, &plan);
-            let views = with_backbone(&state, |bb| async move { embed_views(&bb, &plan.spec, img, &plan.augment, seed).await }).await?;
-            Ok(Made { id: None, views: Some(views.concat()), thumbnails: thumbnails_of(img, sizes)? })
+            let (views, thumbnails) = with_backbone(&state, |bb| async move { embed_with_thumbnails(&bb, plan, img, seed, sizes).await }).await?;
+            Ok(Made { id: None, views: Some(views.concat()), thumbnails })
         })
     }
 
@@ -740,7 +748,10 @@ impl Engine {
     }
 
     /// Classify an image with the current model: `{ top: [{label, probability}], heatmap }`.
-    pub fn predict(&self, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>, top_k: usize, heatmap: bool) -> Promise {
+    /// `framed`: the image already is the network's input square (an input preview), so it is
+    /// only resized, not framed again.
+    #[allow(clippy::too_many_arguments)]
+    pub fn predict(&self, bytes: Option<Vec<u8>>, width: u32, height: u32, rgba: Option<Vec<u8>>, top_k: usize, heatmap: bool, framed: bool) -> Promise {
         self.promise(move |state| async move {
             let classifier = state
                 .borrow()
@@ -750,7 +761,7 @@ impl Engine {
                 .ok_or_else(|| Error::Data("no model yet: train one or load a model file first".into()))?;
             let img = decode_input(bytes, width, height, rgba)?;
             let (img, classifier) = (&img, &classifier);
-            with_backbone(&state, |bb| async move { predict_image(&bb, classifier, img, top_k, heatmap).await }).await
+            with_backbone(&state, |bb| async move { predict_image(&bb, classifier, img, top_k, heatmap, framed).await }).await
         })
     }
 
@@ -925,8 +936,8 @@ impl Embedder {
                 let sizes = thumbnail_sizes(thumb, preview)?;
                 let (plan, seed, img) = plan_input(&plan, bytes, width, height, rgba)?;
                 plan.spec.check_backbone(&backbone)?;
-                let views = embed_views(&backbone, &plan.spec, &img, &plan.augment, seed).await?.concat();
-                Ok(Made { id: None, views: Some(views), thumbnails: thumbnails_of(&img, sizes)? })
+                let (views, thumbnails) = embed_with_thumbnails(&backbone, &plan, &img, seed, sizes).await?;
+                Ok(Made { id: None, views: Some(views.concat()), thumbnails })
             };
             run.await.and_then(IntoJs::into_js).map_err(to_js)
         })

@@ -195,11 +195,18 @@ describe('headtune in the browser', () => {
       const tuner = window.keep.cpu;
       const progress = [];
       const cats = await tuner.addImages('cat', await fx.crops('chelsea.png', 4), { onProgress: (e) => progress.push(e.status) });
-      const cups = await tuner.addImages('coffee', await fx.crops('coffee.png', 4));
+      // With input previews: what the model saw of each cup, predicted again `framed`.
+      const cups = await tuner.addImages('coffee', await fx.crops('coffee.png', 4), { thumbnails: { thumb: 56, preview: 'input' } });
       const epochs = [];
       const report = await tuner.train({ epochs: 40, seed: 7, learningRate: 0.01, onEpoch: (s) => epochs.push(s.epoch) });
       const cat = await tuner.predict(await fx.fixture('chelsea.png'), { topK: 2, heatmap: true });
       const cup = await tuner.predict(await fx.fixture('coffee.png'));
+      const preview = new Blob([cups.thumbnails[0].preview], { type: 'image/jpeg' });
+      const seen = await createImageBitmap(preview);
+      const thumb = await createImageBitmap(new Blob([cups.thumbnails[0].thumb], { type: 'image/jpeg' }));
+      const framed = await tuner.predict(preview, { heatmap: true, framed: true });
+      const reframed = await tuner.predict(preview, { heatmap: true });
+      const pictures = { preview: [seen.width, seen.height], thumb: [thumb.width, thumb.height], framed: { label: framed[0].label, crop: framed.heatmap.crop }, reframed: reframed.heatmap.crop };
 
       // Abort: a long training is stopped from its first epoch callback.
       const ac = new AbortController();
@@ -220,6 +227,7 @@ describe('headtune in the browser', () => {
         cat: cat.map((p) => ({ ...p })),
         heat: cat.heatmap && { w: cat.heatmap.width, h: cat.heatmap.height, n: cat.heatmap.data.length, max: Math.max(...cat.heatmap.data) },
         cup: cup.map((p) => ({ ...p })),
+        pictures,
         aborted,
       };
     });
@@ -235,6 +243,12 @@ describe('headtune in the browser', () => {
     assert.deepEqual(out.heat && [out.heat.w, out.heat.h, out.heat.n], [56, 56, 56 * 56]);
     // 0..1, normalised on the 7×7 grid; bilinear upsampling need not hit the peak cell's centre.
     assert.ok(out.heat.max > 0.5 && out.heat.max <= 1, `heatmap max ${out.heat.max}`);
+    // The input preview is the 224 × 224 square the model saw; framed, it is predicted as it is
+    // (the heatmap covers all of it), not centre-cropped a second time.
+    assert.deepEqual(out.pictures.preview, [224, 224]);
+    assert.deepEqual(out.pictures.thumb, [56, 56]);
+    assert.deepEqual(out.pictures.framed, { label: 'coffee', crop: { x: 0, y: 0, width: 224, height: 224 } });
+    assert.ok(out.pictures.reframed.x > 0 && out.pictures.reframed.width < 224, `without framed: cropped again ${JSON.stringify(out.pictures.reframed)}`);
     assert.equal(out.aborted, 'AbortError');
     console.log(`  cat ${out.cat[0].probability.toFixed(3)}, coffee ${out.cup[0].probability.toFixed(3)}, validation ${out.report.validation}, held-out accuracy ${out.report.metrics.accuracy}`);
   });

@@ -126,10 +126,11 @@ describe('the worker pool', () => {
         const told = [];
         const b = await tuner.addImages('b', await inputs(), { thumbnails: true, onAdded: (x) => told.push(...x.thumbnails.map((t) => [...t.thumb, ...t.preview])) });
         const plain = await tuner.addImages('c', [await file(50, 50, 'x.png')]);
+        const input = await tuner.addImages('d', await inputs(), { thumbnails: { thumb: 56, preview: 'input' } });
         const pool = await testing.pool(tuner);
         tuner.dispose();
         const described = async (r) => ({ ids: r.ids, indices: r.indices, made: await Promise.all(r.thumbnails.map(async (t) => ({ thumb: await look(t.thumb), preview: await look(t.preview), bytes: [...t.thumb, ...t.preview] }))) });
-        return { a: await described(a), b: await described(b), told, plainKeys: Object.keys(plain).sort(), embedded: pool.embedded };
+        return { a: await described(a), b: await described(b), d: await described(input), told, plainKeys: Object.keys(plain).sort(), embedded: pool.embedded };
       };
       return { one: await run(1), two: await run(2) };
     });
@@ -149,10 +150,18 @@ describe('the worker pool', () => {
         });
       }
       assert.deepEqual(r.plainKeys, ['added', 'ids', 'indices', 'rejected'], 'no thumbnails unless asked');
+      // Input previews: the 224 × 224 square the model saw — these colour pictures are framed
+      // `center`, the 87.5 % centre crop, all red — and the thumbnail that square resized.
+      r.d.made.forEach(({ thumb, preview }, k) => {
+        const what = `${workers} workers, input preview of image ${r.d.indices[k]}`;
+        assert.deepEqual([preview.width, preview.height, thumb.width, thumb.height], [224, 224, 56, 56], what);
+        for (const [red, green] of [...preview.corners, ...thumb.corners]) assert.ok(red > 200 && green < 60, `${what}: the centre crop (corner ${red}, ${green})`);
+      });
     }
     assert.ok(out.two.embedded[1] > 0, `the extra worker made some: ${out.two.embedded}`);
     assert.deepEqual(out.two.a, out.one.a, 'the same files with 1 and 2 workers');
     assert.deepEqual(out.two.b, out.one.b, 'the same files with 1 and 2 workers');
+    assert.deepEqual(out.two.d, out.one.d, 'the same input previews with 1 and 2 workers');
     for (const r of [out.one, out.two]) assert.deepEqual(r.told, r.b.made.map((m) => m.bytes), 'onAdded handed over the same JPEGs as the result, in order');
   });
 
@@ -178,7 +187,7 @@ describe('the worker pool', () => {
       return out;
     });
     assert.match(msgs[0], /^TypeError InvalidArgument: tuner.addImages: thumbnails.thumb is 8; use a whole number of pixels from 16 to 1024/);
-    assert.match(msgs[1], /thumbnails.preview is 1.5; use a whole number of pixels from 16 to 1024/);
+    assert.match(msgs[1], /thumbnails.preview is 1.5; use a whole number of pixels from 16 to 1024 or 'input'/);
     assert.match(msgs[2], /unknown option "size"; valid options are thumb, preview/);
     assert.match(msgs[3], /^TypeError InvalidArgument: tuner.addImages: onAdded must be a function/);
   });

@@ -552,6 +552,10 @@ test('a corrupt image among good ones is listed as rejected; thumbnails stay wit
 test('cross-validation finds a mislabelled image; it is moved to its class in place', { timeout: 600_000 }, async () => {
   const { context, page } = await newPage();
   await open(page);
+  // Framed as the centre crop (these grey-scale images would be framed whole), so that the
+  // review's heatmap below shows whether the preview is predicted as the input it is.
+  await page.selectOption('#framing', 'center');
+  await page.waitForFunction(() => !document.body.dataset.busy && document.getElementById('framing-note').textContent.includes('centre crop'), null, { timeout: 120_000 });
   await page.setInputFiles('#folder-input', path.join(FIX, 'mislabelled'));
   await page.waitForFunction(() => document.querySelectorAll('#classes > li:not(.pending)').length === 2 && !document.body.dataset.busy, null, { timeout: 300_000 });
   await advanced(page);
@@ -568,9 +572,12 @@ test('cross-validation finds a mislabelled image; it is moved to its class in pl
   const item = page.locator('#review-list > li', { hasText: 'zz-actually-a-trouser.png' });
   assert.match(await item.textContent(), /Labelled bag.*label doubted/);
   assert.match(await item.textContent(), /trouser \d+\.\d %/);
-  // Its heatmap, from the stored preview.
+  // Its heatmap, from the stored preview: the model's input square (here the centre crop),
+  // predicted as it is, so the heatmap covers all of it (framed a second time, only its centre
+  // part would be covered).
   await item.getByRole('button', { name: 'Show heatmap' }).click();
   await page.waitForFunction(() => document.querySelector('#review-list > li .review-heat:not([hidden])')?.dataset.heatmap === 'shown', null, { timeout: 60_000 });
+  assert.equal(await page.$eval('#review-list > li .review-heat:not([hidden])', (c) => c.dataset.region), '0.0,0.0,160.0,160.0');
   // Fix the label in place: the image moves to "trouser"; the model is now out of date.
   await item.getByLabel('Move zz-actually-a-trouser.png to class').selectOption('trouser');
   await page.waitForFunction(() => document.querySelector('#classes > li[data-class="trouser"]')?.dataset.count === '13');
@@ -603,9 +610,12 @@ test('thumbnails are stored as JPEG bytes; Blobs stored by the previous version 
             store.openCursor().onsuccess = (ev) => {
               const cursor = ev.target.result;
               if (!cursor) return;
+              // Previews are the model's input square, `{ input: bytes }`; earlier versions stored
+              // bare JPEGs (bytes, before that Blobs) of the whole image.
               const v = cursor.value;
-              kinds.push(`${name}:${v.constructor.name}:${v[0]?.toString(16)}${v[1]?.toString(16)}`);
-              cursor.update(new Blob([v], { type: 'image/jpeg' }));
+              const bytes = v.input ?? v;
+              kinds.push(`${name}:${v.input ? 'input ' : ''}${bytes.constructor.name}:${bytes[0]?.toString(16)}${bytes[1]?.toString(16)}`);
+              cursor.update(new Blob([bytes], { type: 'image/jpeg' }));
               cursor.continue();
             };
           }
@@ -614,7 +624,7 @@ test('thumbnails are stored as JPEG bytes; Blobs stored by the previous version 
         };
       }),
   );
-  assert.deepEqual(kinds, ['previews:Uint8Array:ffd8', 'previews:Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8']);
+  assert.deepEqual(kinds, ['previews:input Uint8Array:ffd8', 'previews:input Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8']);
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   await page.waitForFunction(() => [...document.querySelectorAll('#classes > li[data-class="legacy"] .thumbs img')].filter((i) => i.src.startsWith('blob:') && i.complete && i.naturalWidth === 112).length === 2, null, { timeout: 60_000 });

@@ -3,6 +3,8 @@
 use std::io::Cursor;
 
 use headtune::image::decode;
+use headtune::preprocess::{render, Crop, View};
+use headtune::thumbnail::Preview;
 use headtune::Error;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 
@@ -332,8 +334,8 @@ fn thumbnails_are_the_upright_centre_square_and_whole_image() {
     };
     let stored = DynamicImage::ImageRgb8(ImageBuffer::from_fn(640, 400, |x, _| band(x)));
     let upright = decode(&with_exif_orientation(&encode(stored, ImageFormat::Jpeg), 6)).expect("decodes");
-    let sizes = headtune::thumbnail::ThumbnailSizes { thumb: 112, preview: 320 };
-    let made = sizes.make(&upright).expect("thumbnails");
+    let sizes = headtune::thumbnail::ThumbnailSizes { thumb: 112, preview: Preview::Image(320) };
+    let made = sizes.make(&upright, None).expect("thumbnails");
 
     let thumb = jpeg_of(&made.thumb, 112, 112);
     for y in (4..108).step_by(8) {
@@ -358,7 +360,7 @@ fn thumbnails_are_the_upright_centre_square_and_whole_image() {
 fn thumbnails_average_fine_detail_instead_of_aliasing() {
     let stripes = DynamicImage::ImageRgb8(ImageBuffer::from_fn(1152, 864, |x, y| if (x + y / 3) % 2 == 0 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) }));
     let img = decode(&encode(stripes, ImageFormat::Png)).expect("decodes");
-    let made = headtune::thumbnail::ThumbnailSizes::default().make(&img).expect("thumbnails");
+    let made = headtune::thumbnail::ThumbnailSizes::default().make(&img, None).expect("thumbnails");
     for (what, pic) in [("preview", jpeg_of(&made.preview, 320, 240)), ("thumbnail", jpeg_of(&made.thumb, 112, 112))] {
         // Away from the border, where the JPEG's blocks and the filter's edge handling differ.
         let (w, h) = pic.dimensions();
@@ -376,11 +378,41 @@ fn thumbnails_average_fine_detail_instead_of_aliasing() {
 #[test]
 fn thumbnails_of_small_images_and_bad_sizes() {
     let small = decode(&photo_jpeg(100, 60)).expect("decodes");
-    let made = headtune::thumbnail::ThumbnailSizes::default().make(&small).expect("thumbnails");
+    let made = headtune::thumbnail::ThumbnailSizes::default().make(&small, None).expect("thumbnails");
     jpeg_of(&made.thumb, 112, 112);
     jpeg_of(&made.preview, 100, 60);
     for (thumb, preview) in [(0, 320), (112, 5000)] {
-        let err = headtune::thumbnail::ThumbnailSizes { thumb, preview }.make(&small).expect_err("refused");
+        let err = headtune::thumbnail::ThumbnailSizes { thumb, preview: Preview::Image(preview) }.make(&small, None).expect_err("refused");
         assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("16 to 1024")), "{err}");
     }
+}
+
+/// An input preview is the network's input square itself, and the thumbnail that square
+/// resized: here a 1152×864 picture framed `center` (a 756 px centre crop) at 224 px. Without the
+/// input pixels it is refused, naming what is missing.
+#[test]
+fn input_previews_are_what_the_network_saw() {
+    let disc = |x: u32, y: u32| if (x.abs_diff(576).pow(2) + y.abs_diff(432).pow(2)) < 300 * 300 { 200 } else { 40 };
+    let smooth = ImageBuffer::from_fn(1152, 864, |x, y| Rgb([(x * 255 / 1152) as u8, (y * 255 / 864) as u8, disc(x, y)]));
+    let img = decode(&encode(DynamicImage::ImageRgb8(smooth), ImageFormat::Png)).expect("decodes");
+    let seen = render(&img, &View::eval(1152, 864, Crop::Center, 224), 224).expect("renders");
+    let sizes = headtune::thumbnail::ThumbnailSizes { thumb: 112, preview: Preview::Input };
+    let made = sizes.make(&img, Some(&seen)).expect("thumbnails");
+    let mean_diff = |a: &image::RgbImage, b: &image::RgbImage| a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| f64::from(x.abs_diff(y))).sum::<f64>() / a.as_raw().len() as f64;
+    // JPEG at quality 85 of the same pixels: a level or two off on average, no more.
+    let preview = jpeg_of(&made.preview, 224, 224);
+    assert!(mean_diff(&preview, &seen) < 2.0, "preview differs from the input by {:.2}", mean_diff(&preview, &seen));
+    let thumb = jpeg_of(&made.thumb, 112, 112);
+    let halved = image::imageops::resize(&seen, 112, 112, image::imageops::FilterType::Triangle);
+    // (JPEG at 80, and another resize filter at the disc's edge.)
+    let off = mean_diff(&thumb, &halved);
+    assert!(off < 3.5, "thumbnail differs from the halved input by {off:.2}");
+    // Not the whole image: its preview keeps the 4:3 aspect, its thumbnail (the centre square
+    // of the whole image, not the 87.5 % crop) is further from the input.
+    let whole = headtune::thumbnail::ThumbnailSizes::default().make(&img, None).expect("thumbnails");
+    jpeg_of(&whole.preview, 320, 240);
+    let other = mean_diff(&jpeg_of(&whole.thumb, 112, 112), &halved);
+    assert!(other > off + 1.0, "the whole image's thumbnail is {other:.2} from the input, this one {off:.2}");
+    let err = sizes.make(&img, None).expect_err("needs the input");
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("input pixels")), "{err}");
 }

@@ -238,7 +238,7 @@ fn version_1_files_still_read_as_lite0_224_center_avg() {
         let file = line["file"].as_str().expect("file");
         let path = if file == "chelsea.png" { fixture(file) } else { fixture(&format!("v1/{file}")) };
         let img = headtune::image::decode(&std::fs::read(path).expect("image")).expect("decode");
-        let now = pollster::block_on(predict_image(lite0(), &model.classifier, &img, 2, false)).expect("predict");
+        let now = pollster::block_on(predict_image(lite0(), &model.classifier, &img, 2, false, false)).expect("predict");
         let p_then = line["top"][0]["probability"].as_f64().expect("p") as f32;
         assert_eq!(now.top[0].label, line["top"][0]["label"].as_str().expect("label"));
         // Same features (the bias-corrected compact weights move embeddings by < 0.001 cosine).
@@ -279,7 +279,7 @@ fn a_head_or_embeddings_under_another_spec_are_refused() {
     assert!(matches!(err, Error::ModelFile(_)) && err.to_string().contains("1984"), "{err}");
     // A Lite1 head on the Lite0 backbone: refused before anything is computed.
     let lite1 = classifier(spec(BackboneKind::Lite1, None, Crop::Center, Pooling::Avg), &["a", "b"]);
-    let err = pollster::block_on(predict_image(lite0(), &lite1, &halves(), 1, false)).expect_err("other backbone");
+    let err = pollster::block_on(predict_image(lite0(), &lite1, &halves(), 1, false, false)).expect_err("other backbone");
     assert!(matches!(err, Error::Data(_)) && err.to_string().contains("lite1"), "{err}");
     // Embeddings of another width do not enter a store.
     let mut store = Store::new(multi);
@@ -304,7 +304,7 @@ fn heatmap_covers_what_the_model_saw() {
         (Crop::Pad, CropBox { x: 0.0, y: -50.0, width: 200.0, height: 200.0 }),
     ] {
         let clf = classifier(spec(BackboneKind::Lite0, None, crop, Pooling::Avg), &["a", "b"]);
-        let out = pollster::block_on(predict_image(lite0(), &clf, &img, 2, true)).expect("predict");
+        let out = pollster::block_on(predict_image(lite0(), &clf, &img, 2, true, false)).expect("predict");
         let h = out.heatmap.expect("heatmap");
         assert_eq!(h.crop, region, "{crop}");
         assert_eq!((h.width, h.height, h.data.len()), (56, 56, 56 * 56));
@@ -315,9 +315,32 @@ fn heatmap_covers_what_the_model_saw() {
     // At 260 px on multi-scale features: a 9×9 map, still a 56×56 grid in [0, 1].
     let s = spec(BackboneKind::Lite0, Some(260), Crop::Full, Pooling::Multi);
     assert_eq!(s.map_size(), 9);
-    let out = pollster::block_on(predict_image(lite0(), &classifier(s, &["a", "b"]), &img, 1, true)).expect("predict");
+    let out = pollster::block_on(predict_image(lite0(), &classifier(s, &["a", "b"]), &img, 1, true, false)).expect("predict");
     let h = out.heatmap.expect("heatmap");
     assert!(h.data.iter().all(|v| (0.0..=1.0).contains(v)) && h.data.iter().any(|&v| v > 0.0));
+}
+
+/// An input preview (the evaluation view's pixels the embedding made) predicted `framed` gives
+/// the network the same input again: the example's own embedding, a heatmap over the whole
+/// square. Framed the model's way a second time it would not be (a centre crop of a centre crop).
+#[test]
+fn framed_predictions_of_input_previews_see_what_the_model_saw() {
+    let img = halves();
+    for crop in [Crop::Center, Crop::Full, Crop::Pad] {
+        let s = spec(BackboneKind::Lite0, None, crop, Pooling::Avg);
+        let (views, seen) = pollster::block_on(headtune::store::embed_views_seen(lite0(), &s, &img, &AugmentConfig::default(), 7)).expect("embed");
+        assert_eq!(seen.dimensions(), (224, 224));
+        let plain = pollster::block_on(headtune::store::embed_views(lite0(), &s, &img, &AugmentConfig::default(), 7)).expect("embed");
+        assert!(max_abs_diff(&views[0], &plain[0]) < 1e-6, "{crop}: the same embedding with or without the pixels");
+        let clf = classifier(s, &["a", "b"]);
+        let out = pollster::block_on(predict_image(lite0(), &clf, &seen, 2, true, true)).expect("predict");
+        assert!(max_abs_diff(&views[0], &out.embedding) < 1e-5, "{crop}: framed preview embeds as the example");
+        assert_eq!(out.heatmap.expect("heatmap").crop, CropBox::whole(224, 224), "{crop}");
+        let again = pollster::block_on(predict_image(lite0(), &clf, &seen, 2, false, false)).expect("predict");
+        if crop == Crop::Center {
+            assert!(max_abs_diff(&views[0], &again.embedding) > 1e-3, "cropping the crop again changes the input");
+        }
+    }
 }
 
 #[test]

@@ -222,7 +222,7 @@ fn heatmap_of_cat_vs_coffee_peaks_inside_the_cat() {
     }
     let outcome = run(&store, &TrainConfig { epochs: 30, seed: 6, ..TrainConfig::default() });
     let clf = Classifier::new(*store.spec(), store.class_names().to_vec(), outcome.head).expect("classifier");
-    let out = pollster::block_on(predict_image(backbone(), &clf, &chelsea, 2, true)).expect("predict");
+    let out = pollster::block_on(predict_image(backbone(), &clf, &chelsea, 2, true, false)).expect("predict");
     assert_eq!(out.top[0].label, "cat");
     let h = out.heatmap.expect("heatmap");
     assert_eq!((h.width, h.height, h.data.len()), (56, 56, 56 * 56));
@@ -440,7 +440,7 @@ fn predict_uses_the_stored_threshold() {
         let m = model.clone().with_threshold(t).expect("threshold");
         let back = headtune::project::Model::from_bytes(&m.to_bytes().expect("writes")).expect("round trip");
         assert_eq!(back.classifier.decision.as_ref().map(|d| d.threshold), Some(t));
-        let out = pollster::block_on(predict_image(backbone(), &back.classifier, &img, 2, false)).expect("predict");
+        let out = pollster::block_on(predict_image(backbone(), &back.classifier, &img, 2, false, false)).expect("predict");
         let d = out.decision.expect("decision");
         assert_eq!((d.positive, d.threshold), (positive, t));
         assert_eq!(d.label, store.class_names()[usize::from(positive)]);

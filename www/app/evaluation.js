@@ -122,10 +122,10 @@ function reviewItem(state, h, s) {
   heat.addEventListener('click', async () => {
     heat.disabled = true;
     try {
-      const blob = await thumbs.preview(h.id);
-      if (!blob) throw new Error('no preview is stored for this image (imported projects keep thumbnails only)');
-      const preds = await engine.current().predict(blob, { topK: 1, heatmap: true });
-      const bitmap = await createImageBitmap(blob);
+      const stored = await thumbs.preview(h.id);
+      if (!stored) throw new Error('no preview is stored for this image (imported projects keep thumbnails only)');
+      const preds = await engine.current().predict(stored.blob, { topK: 1, heatmap: true, framed: stored.framed });
+      const bitmap = await createImageBitmap(stored.blob);
       canvas.hidden = false;
       img.hidden = true;
       drawPrediction(canvas, { preds, bitmap }, true, 160);

@@ -6,7 +6,9 @@
 //             their saves); "project": the single project file of earlier versions, converted
 //             to parts on the first load; "…-unreadable-…": saved copies that could not be opened
 //   thumbs    example id → small JPEG (bytes; Blobs from earlier versions) shown in the class cards
-//   previews  example id → larger JPEG (≤ 320 px, bytes or Blob) for reviewing mistakes with a heatmap
+//   previews  example id → larger JPEG for reviewing mistakes with a heatmap: `{ input: bytes }`,
+//             the model's input square (what it saw); bytes or a Blob from earlier versions, the
+//             whole image within 320 px
 // Thumbnails and previews are written as images are added, so the project file stays small.
 
 const DB = 'headtune';

@@ -223,10 +223,20 @@ export interface AddedImages {
 
 /** Sizes of the pictures `addImages` returns with `thumbnails` (whole pixels, 16–1024). */
 export interface ThumbnailOptions {
-  /** Side of the square thumbnail of the image's centre (default 112). */
+  /**
+   * Side of the square thumbnail (default 112): of the image's centre, or with
+   * `preview: 'input'` of the input square.
+   */
   thumb?: number;
-  /** Longest side of the whole-image preview, aspect kept; smaller images keep their size (default 320). */
-  preview?: number;
+  /**
+   * Longest side of the whole-image preview, aspect kept; smaller images keep their size
+   * (default 320). Or `'input'`: what the model saw — the image framed the model's way (see
+   * `Features.crop`) at the backbone's input side, e.g. 224 × 224. Cheaper (the embedding made
+   * those pixels already; about half the engine's thumbnail work per photo), and predicting it
+   * with `framed: true` gives the model the same input again, so a heatmap over it shows what
+   * the model looked at.
+   */
+  preview?: number | 'input';
 }
 
 export interface AddImagesResult {
@@ -244,7 +254,8 @@ export interface AddImagesResult {
   rejected: { name: string; reason: string; index: number; code?: ErrorCode; detail?: string }[];
   /**
    * With the `thumbnails` option: for each id, the image's JPEG files — `thumb` (the centre
-   * square, quality 0.8) and `preview` (the whole image, quality 0.85). E.g.
+   * square, quality 0.8) and `preview` (the whole image, or the input square with
+   * `preview: 'input'`; quality 0.85). E.g.
    * `new Blob([thumb], { type: 'image/jpeg' })`.
    */
   thumbnails?: { thumb: Uint8Array; preview: Uint8Array }[];
@@ -467,6 +478,12 @@ export interface PredictOptions {
   topK?: number;
   /** Also compute the class-activation map of the top class (default false). */
   heatmap?: boolean;
+  /**
+   * The image already is the model's input square — a preview made with
+   * `thumbnails: { preview: 'input' }` — so it is only resized to the input side, not framed
+   * again (a centre crop would be cropped twice). Default false.
+   */
+  framed?: boolean;
 }
 
 export declare const BACKENDS: readonly Backend[];

@@ -127,20 +127,24 @@ function featureOptions(where, opts) {
 const THUMBNAIL_SIDES = [16, 1024];
 
 /**
- * The `thumbnails` option of addImages, checked: `{ thumb, preview }` sides in pixels (each
- * defaulting to 112 and 320; `true`: both defaults), or undefined for none.
+ * The `thumbnails` option of addImages, checked: `{ thumb, preview }` — the thumbnail's side in
+ * pixels (default 112), the preview's longest side (default 320) or `'input'` (the network's
+ * input square: what the model saw); `true`: both defaults; undefined for none. To the worker
+ * an `'input'` preview travels as side 0 (the engine's `addImage` and `embedViews` read it so).
  */
 function thumbnailSizes(where, thumbnails) {
   if (thumbnails === undefined || thumbnails === false) return undefined;
   if (thumbnails === true) thumbnails = {};
   const { thumb = 112, preview = 320 } = checkOptions(`${where}: thumbnails`, thumbnails, ['thumb', 'preview']);
   const [min, max] = THUMBNAIL_SIDES;
-  for (const [name, side] of [['thumb', thumb], ['preview', preview]]) {
+  const sides = preview === 'input' ? [['thumb', thumb]] : [['thumb', thumb], ['preview', preview]];
+  for (const [name, side] of sides) {
     if (!(Number.isInteger(side) && side >= min && side <= max)) {
-      fail(`${where}: thumbnails.${name} is ${JSON.stringify(side)}; use a whole number of pixels from ${min} to ${max}`);
+      const or = name === 'preview' ? " or 'input'" : '';
+      fail(`${where}: thumbnails.${name} is ${JSON.stringify(side)}; use a whole number of pixels from ${min} to ${max}${or}`);
     }
   }
-  return { thumb, preview };
+  return { thumb, preview: preview === 'input' ? 0 : preview };
 }
 
 /** Workers in all by default (`workers` of `Tuner.create`): one per core, at most this many. */
@@ -235,11 +239,11 @@ async function imageCall(channel, where, image, op, args, signal) {
 }
 
 function predictArgs(where, opts) {
-  opts = checkOptions(where, opts, ['topK', 'heatmap', 'signal']);
+  opts = checkOptions(where, opts, ['topK', 'heatmap', 'framed', 'signal']);
   const topK = opts.topK ?? 3;
   if (!Number.isInteger(topK) || topK < 1) fail(`${where}: topK is ${JSON.stringify(opts.topK)}; use a whole number ≥ 1`);
-  if (opts.heatmap !== undefined && typeof opts.heatmap !== 'boolean') fail(`${where}: heatmap must be true or false`);
-  return { args: { topK, heatmap: opts.heatmap ?? false }, signal: opts.signal };
+  for (const name of ['heatmap', 'framed']) if (opts[name] !== undefined && typeof opts[name] !== 'boolean') fail(`${where}: ${name} must be true or false`);
+  return { args: { topK, heatmap: opts.heatmap ?? false, framed: opts.framed ?? false }, signal: opts.signal };
 }
 
 /**

@@ -339,7 +339,10 @@ const OPS = {
     return { module: compiled, weightsUrl };
   },
 
-  /** `thumbnails`: `{ thumb, preview }` sides, to get each added image's JPEGs (else none). */
+  /**
+   * `thumbnails`: `{ thumb, preview }` sides (preview 0: the network's input square), to get
+   * each added image's JPEGs (else none).
+   */
   async addImages({ label, items, thumbnails }, id) {
     const ids = [];
     const indices = [];
@@ -417,8 +420,8 @@ const OPS = {
     return engine.train(config, onEpoch, () => aborted.has(id), yieldToEvents);
   },
 
-  predict: ({ image, topK, heatmap }) =>
-    engine.predict(image.bytes, image.width ?? 0, image.height ?? 0, image.rgba, topK, heatmap),
+  predict: ({ image, topK, heatmap, framed }) =>
+    engine.predict(image.bytes, image.width ?? 0, image.height ?? 0, image.rgba, topK, heatmap, framed),
 
   embed: ({ image }) => engine.embed(image.bytes, image.width ?? 0, image.height ?? 0, image.rgba),
 

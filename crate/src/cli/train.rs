@@ -438,7 +438,7 @@ pub fn run_predict(model_path: &Path, paths: &[PathBuf], top: usize, heatmap_dir
     for path in expand_paths(paths)? {
         let name = path.display().to_string();
         let result = files::read_image(&path).and_then(|file| headtune::image::decode(&file.bytes)).and_then(|img| {
-            let out = pollster::block_on(predict_image(&backbone, &model.classifier, &img, top, heatmap_dir.is_some()))?;
+            let out = pollster::block_on(predict_image(&backbone, &model.classifier, &img, top, heatmap_dir.is_some(), false))?;
             let file = match (&out.heatmap, heatmap_dir) {
                 (Some(h), Some(dir)) => Some(write_overlay(&img, &model.classifier.spec, h, &heatmap_names.next(dir, &path))?),
                 _ => None,
