@@ -5,7 +5,6 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Backbone;
@@ -13,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::features::FeatureSpec;
 use crate::image::Rgb;
 use crate::preprocess::{self, CropBox, Jitter, View};
+use crate::thumbnail::Seen;
 
 /// How augmented views are drawn (all ranges symmetric around "unchanged").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,28 +110,28 @@ pub fn view_inputs(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed:
     augment.views_for(spec, img, seed).iter().map(|v| preprocess::preprocess(img, v, spec.input_size())).collect()
 }
 
-/// [`view_inputs`], with the evaluation view's pixels too: the `S × S` image the network sees
+/// [`view_inputs`], with what the network saw: the evaluation view and its `S × S` pixels
 /// (before normalisation), for thumbnails of what the model saw.
 ///
 /// # Errors
 /// As [`preprocess::render`].
-pub fn view_inputs_seen(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<(Vec<Vec<f32>>, RgbImage)> {
+pub fn view_inputs_seen(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<(Vec<Vec<f32>>, Seen)> {
     let size = spec.input_size();
     let mut views = augment.views_for(spec, img, seed).into_iter();
-    let eval = views.next().ok_or_else(|| Error::Backend("no evaluation view".into()))?;
-    let seen = preprocess::render(img, &eval, size)?;
-    let mut inputs = vec![preprocess::normalise(&seen)];
+    let view = views.next().ok_or_else(|| Error::Backend("no evaluation view".into()))?;
+    let pixels = preprocess::render(img, &view, size)?;
+    let mut inputs = vec![preprocess::normalise(&pixels)];
     for v in views {
         inputs.push(preprocess::preprocess(img, &v, size)?);
     }
-    Ok((inputs, seen))
+    Ok((inputs, Seen { view, pixels }))
 }
 
-/// [`embed_views`], with the evaluation view's pixels (see [`view_inputs_seen`]).
+/// [`embed_views`], with what the network saw (see [`view_inputs_seen`]).
 ///
 /// # Errors
 /// As [`FeatureSpec::embed_inputs`].
-pub async fn embed_views_seen(backbone: &Backbone, spec: &FeatureSpec, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<(Vec<Vec<f32>>, RgbImage)> {
+pub async fn embed_views_seen(backbone: &Backbone, spec: &FeatureSpec, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<(Vec<Vec<f32>>, Seen)> {
     let (inputs, seen) = view_inputs_seen(img, spec, augment, seed)?;
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     Ok((spec.embed_inputs(backbone, &refs).await?, seen))

@@ -61,14 +61,14 @@ export async function packagePage(browser, url, files) {
 }
 
 /**
- * Seconds one `addImages` of every file of a `packagePage` takes (with the page's thumbnails and
- * previews too when `thumbnails`); every file must be added.
+ * Seconds one `addImages` of every file of a `packagePage` takes (with `thumbnails`, addImages'
+ * option of that name: e.g. what the page asks for); every file must be added.
  */
 export function timeAddImages(page, { thumbnails = false } = {}) {
   return page.evaluate(async (thumbnails) => {
     const list = [...document.getElementById('files').files];
     const t0 = performance.now();
-    const r = await window.tuner.addImages('all', list, thumbnails ? { thumbnails: true } : {});
+    const r = await window.tuner.addImages('all', list, thumbnails ? { thumbnails } : {});
     if (r.added !== list.length) throw new Error(`added ${r.added} of ${list.length}`);
     return (performance.now() - t0) / 1000;
   }, thumbnails);

@@ -22,8 +22,9 @@ const { chromium } = await import(path.join(ROOT, 'tests/e2e/node_modules/playwr
 
 const { values } = parseArgs({ options: { images: { type: 'string', default: '100' }, rounds: { type: 'string', default: '3' } } });
 const N = Number(values.images);
-// THUMBS=1: the package also makes each image's thumbnail and preview (what the page asks for).
-const THUMBS = Boolean(process.env.THUMBS);
+// THUMBS=1: the package also makes each image's thumbnail and preview, as the page asks for
+// them (www/app/thumbs.js: a 112 px thumbnail and the model's input square).
+const THUMBS = process.env.THUMBS ? { thumb: 112, preview: 'input' } : false;
 const ROUNDS = Number(values.rounds);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headtune-page-adding-'));

@@ -150,11 +150,13 @@ describe('the worker pool', () => {
         });
       }
       assert.deepEqual(r.plainKeys, ['added', 'ids', 'indices', 'rejected'], 'no thumbnails unless asked');
-      // Input previews: the 224 × 224 square the model saw — these colour pictures are framed
-      // `center`, the 87.5 % centre crop, all red — and the thumbnail that square resized.
+      // Input previews: what the model saw — these colour pictures are framed `center`, the
+      // 87.5 % centre crop (224/256 of the short side), all red; smaller than the 224 px input,
+      // so each at its own size — and the thumbnail that square resized.
+      const sides = [218, 175, 52, 175, 175, 175, 175, 175];
       r.d.made.forEach(({ thumb, preview }, k) => {
         const what = `${workers} workers, input preview of image ${r.d.indices[k]}`;
-        assert.deepEqual([preview.width, preview.height, thumb.width, thumb.height], [224, 224, 56, 56], what);
+        assert.deepEqual([preview.width, preview.height, thumb.width, thumb.height], [sides[k], sides[k], 56, 56], what);
         for (const [red, green] of [...preview.corners, ...thumb.corners]) assert.ok(red > 200 && green < 60, `${what}: the centre crop (corner ${red}, ${green})`);
       });
     }

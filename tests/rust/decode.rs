@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use headtune::image::decode;
 use headtune::preprocess::{render, Crop, View};
-use headtune::thumbnail::Preview;
+use headtune::thumbnail::{Preview, Seen};
 use headtune::Error;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 
@@ -388,22 +388,24 @@ fn thumbnails_of_small_images_and_bad_sizes() {
 }
 
 /// An input preview is the network's input square itself, and the thumbnail that square
-/// resized: here a 1152×864 picture framed `center` (a 756 px centre crop) at 224 px. Without the
-/// input pixels it is refused, naming what is missing.
+/// resized: here a 1152×864 picture framed `center` (a 756 px centre crop) at 224 px. Without
+/// what the network saw it is refused, naming what is missing.
 #[test]
 fn input_previews_are_what_the_network_saw() {
     let disc = |x: u32, y: u32| if (x.abs_diff(576).pow(2) + y.abs_diff(432).pow(2)) < 300 * 300 { 200 } else { 40 };
     let smooth = ImageBuffer::from_fn(1152, 864, |x, y| Rgb([(x * 255 / 1152) as u8, (y * 255 / 864) as u8, disc(x, y)]));
     let img = decode(&encode(DynamicImage::ImageRgb8(smooth), ImageFormat::Png)).expect("decodes");
-    let seen = render(&img, &View::eval(1152, 864, Crop::Center, 224), 224).expect("renders");
+    let view = View::eval(1152, 864, Crop::Center, 224);
+    let seen = Seen { view, pixels: render(&img, &view, 224).expect("renders") };
     let sizes = headtune::thumbnail::ThumbnailSizes { thumb: 112, preview: Preview::Input };
     let made = sizes.make(&img, Some(&seen)).expect("thumbnails");
+    let seen = &seen.pixels;
     let mean_diff = |a: &image::RgbImage, b: &image::RgbImage| a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| f64::from(x.abs_diff(y))).sum::<f64>() / a.as_raw().len() as f64;
     // JPEG at quality 85 of the same pixels: a level or two off on average, no more.
     let preview = jpeg_of(&made.preview, 224, 224);
-    assert!(mean_diff(&preview, &seen) < 2.0, "preview differs from the input by {:.2}", mean_diff(&preview, &seen));
+    assert!(mean_diff(&preview, seen) < 2.0, "preview differs from the input by {:.2}", mean_diff(&preview, seen));
     let thumb = jpeg_of(&made.thumb, 112, 112);
-    let halved = image::imageops::resize(&seen, 112, 112, image::imageops::FilterType::Triangle);
+    let halved = image::imageops::resize(seen, 112, 112, image::imageops::FilterType::Triangle);
     // (JPEG at 80, and another resize filter at the disc's edge.)
     let off = mean_diff(&thumb, &halved);
     assert!(off < 3.5, "thumbnail differs from the halved input by {off:.2}");
@@ -414,5 +416,12 @@ fn input_previews_are_what_the_network_saw() {
     let other = mean_diff(&jpeg_of(&whole.thumb, 112, 112), &halved);
     assert!(other > off + 1.0, "the whole image's thumbnail is {other:.2} from the input, this one {off:.2}");
     let err = sizes.make(&img, None).expect_err("needs the input");
-    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("input pixels")), "{err}");
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("what the network saw")), "{err}");
+    // A small image is not blown up to the input side: a 100×60 photo's centre crop (52 px at
+    // 224) is its preview at its own size; the thumbnail is the side asked for.
+    let small = decode(&photo_jpeg(100, 60)).expect("decodes");
+    let view = View::eval(100, 60, Crop::Center, 224);
+    let made = sizes.make(&small, Some(&Seen { view, pixels: render(&small, &view, 224).expect("renders") })).expect("thumbnails");
+    jpeg_of(&made.preview, 52, 52);
+    jpeg_of(&made.thumb, 112, 112);
 }
