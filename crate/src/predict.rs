@@ -194,10 +194,10 @@ pub struct PredictOutput {
 }
 
 /// Classify one decoded image, optionally with the heatmap of its top class. The image is
-/// prepared the way the classifier's features say, unless it is `framed` already: the network's
-/// input square as an input preview holds it ([`crate::thumbnail::Preview::Input`]), which is
-/// only resized to the input side (the identity at that side) — framing it again would crop a
-/// centre crop a second time.
+/// prepared the way the classifier's features say, unless it is `framed` already — an input
+/// preview ([`crate::thumbnail::Preview::Input`]): the network's input square, or its framed
+/// region at its own size. It is then only resized to the input side (the identity at that
+/// side): framing it again would crop a centre crop a second time.
 ///
 /// # Errors
 /// [`Error::Data`] when `backbone` is not the classifier's, else as [`Backbone::embed`].

@@ -12,10 +12,10 @@
 //!   heatmap is drawn over exactly what the model saw. An image whose framed region is smaller
 //!   than the input is not blown up (unless letterboxed): its preview is that region at its own
 //!   resolution (a 28 px scan stays 28 px), which `framed` prediction resizes to the input side
-//!   as the model did (exactly for a square region; one more resize's rounding otherwise). What the page asks
-//!   for: it costs the worker ≈ 1.0 ms per 1 MP photo against ≈ 1.8–2.3 ms for `Image`
-//!   (measured in the browser, the engine's `embedViews` of one photo with and without
-//!   thumbnails).
+//!   as the model did (exactly for a square region; one more resize's rounding otherwise).
+//!   What the page asks for: it costs the worker 0.8–1.2 ms per 1 MP photo against 1.6–2.3 ms
+//!   for `Image` (measured in the browser: the engine's `embedViews` of one photo with and
+//!   without thumbnails, interleaved).
 //! - `Image(side)`: the whole image, aspect kept, no larger than asked; the thumbnail is its
 //!   centre square.
 //!

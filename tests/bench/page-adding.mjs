@@ -101,7 +101,7 @@ try {
   }
   const pkg = median(runs.package.map((x) => x.rate));
   const pg = median(runs.page.map((x) => x.rate));
-  console.log(`\npackage ${pkg.toFixed(1)} images/s, page ${pg.toFixed(1)} images/s: page / package = ${(pg / pkg).toFixed(2)} (medians of ${ROUNDS})`);
+  console.log(`\npackage ${pkg.toFixed(1)} images/s, page ${pg.toFixed(1)} images/s: page / package = ${(pg / pkg).toFixed(3)} (medians of ${ROUNDS}; per round ${runs.page.map((x, i) => (x.rate / runs.package[i].rate).toFixed(2)).join(' ')})`);
   console.log(`CPU per image (medians): package ${median(runs.package.map((x) => x.cpuMs)).toFixed(0)} ms, page ${median(runs.page.map((x) => x.cpuMs)).toFixed(0)} ms`);
   console.log(`page main-thread tasks > 50 ms while adding: ${runs.page.map((x) => x.tasks.length).join(', ')} per round; longest ${Math.max(0, ...runs.page.flatMap((x) => x.tasks.map((t) => t.ms))).toFixed(0)} ms`);
 } finally {

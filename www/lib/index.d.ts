@@ -231,10 +231,11 @@ export interface ThumbnailOptions {
   /**
    * Longest side of the whole-image preview, aspect kept; smaller images keep their size
    * (default 320). Or `'input'`: what the model saw — the image framed the model's way (see
-   * `Features.crop`) at the backbone's input side, e.g. 224 × 224. Cheaper (the embedding made
-   * those pixels already; about half the engine's thumbnail work per photo), and predicting it
-   * with `framed: true` gives the model the same input again, so a heatmap over it shows what
-   * the model looked at.
+   * `Features.crop`) at the backbone's input side, e.g. 224 × 224 (a smaller framed region
+   * keeps its own size; `framed` prediction resizes it as the model did). Cheaper (the
+   * embedding made those pixels already; about half the engine's thumbnail work per photo),
+   * and predicting it with `framed: true` gives the model the same input again, so a heatmap
+   * over it shows what the model looked at.
    */
   preview?: number | 'input';
 }
