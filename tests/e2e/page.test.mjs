@@ -598,6 +598,24 @@ test('thumbnails are stored as JPEG bytes; Blobs stored by the previous version 
   await page.setInputFiles('#file-input', ['holdout/bag-0.png', 'holdout/bag-1.png'].map((f) => path.join(FIX, f)));
   await page.waitForFunction(() => document.querySelectorAll('#classes > li[data-class="legacy"] .thumbs img[src^="data:image/jpeg;base64,"]').length === 2 && !document.body.dataset.busy, null, { timeout: 120_000 });
   await saved(page);
+  // How the review reads a stored preview (www/app/thumbs.js): a JPEG, and whether to predict it
+  // `framed` — this version's are the model's input, earlier versions' the whole image.
+  const previews = () =>
+    page.evaluate(async () => {
+      const thumbs = await import('./app/thumbs.js');
+      const ids = await new Promise((resolve) => {
+        indexedDB.open('headtune').onsuccess = (e) => {
+          const req = e.target.result.transaction('previews').objectStore('previews').getAllKeys();
+          req.onsuccess = () => resolve(req.result);
+        };
+      });
+      return Promise.all(ids.map(async (id) => {
+        const { blob, framed } = await thumbs.preview(id);
+        const head = new Uint8Array(await blob.slice(0, 2).arrayBuffer());
+        return `${head[0].toString(16)}${head[1].toString(16)} ${blob.type} framed ${framed}`;
+      }));
+    });
+  assert.deepEqual(await previews(), ['ffd8 image/jpeg framed true', 'ffd8 image/jpeg framed true']);
   // What is stored, then the same JPEGs rewritten as Blobs, as the previous version kept them.
   const kinds = await page.evaluate(
     () =>
@@ -625,6 +643,8 @@ test('thumbnails are stored as JPEG bytes; Blobs stored by the previous version 
       }),
   );
   assert.deepEqual(kinds, ['previews:input Uint8Array:ffd8', 'previews:input Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8', 'thumbs:Uint8Array:ffd8']);
+  // Rewritten as an earlier version's whole-image previews: read as JPEGs, predicted unframed.
+  assert.deepEqual(await previews(), ['ffd8 image/jpeg framed false', 'ffd8 image/jpeg framed false']);
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   await page.waitForFunction(() => [...document.querySelectorAll('#classes > li[data-class="legacy"] .thumbs img')].filter((i) => i.src.startsWith('blob:') && i.complete && i.naturalWidth === 112).length === 2, null, { timeout: 60_000 });
