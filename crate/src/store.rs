@@ -105,13 +105,14 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 /// Separate from [`embed_views`] so callers can preprocess on many threads and batch the network.
 ///
 /// # Errors
-/// As [`preprocess::preprocess`].
+/// As [`preprocess::render`].
 pub fn view_inputs(img: &Rgb, spec: &FeatureSpec, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
-    augment.views_for(spec, img, seed).iter().map(|v| preprocess::preprocess(img, v, spec.input_size())).collect()
+    view_inputs_seen(img, spec, augment, seed).map(|(inputs, _)| inputs)
 }
 
 /// [`view_inputs`], with what the network saw: the evaluation view and its `S × S` pixels
-/// (before normalisation), for thumbnails of what the model saw.
+/// (before normalisation), for thumbnails of what the model saw. Keeping them costs nothing:
+/// the evaluation input is normalised from those pixels either way.
 ///
 /// # Errors
 /// As [`preprocess::render`].
@@ -142,9 +143,7 @@ pub async fn embed_views_seen(backbone: &Backbone, spec: &FeatureSpec, img: &Rgb
 /// # Errors
 /// As [`FeatureSpec::embed_inputs`].
 pub async fn embed_views(backbone: &Backbone, spec: &FeatureSpec, img: &Rgb, augment: &AugmentConfig, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let inputs = view_inputs(img, spec, augment, seed)?;
-    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-    spec.embed_inputs(backbone, &refs).await
+    embed_views_seen(backbone, spec, img, augment, seed).await.map(|(views, _)| views)
 }
 
 /// One training example.

@@ -29,7 +29,7 @@ use crate::predict::{predict_image, Classifier};
 use crate::preprocess::{self, Crop};
 use crate::parts::{Parts, ProjectRef, Tracker};
 use crate::project::{self, Model, Project};
-use crate::store::{embed_views, embed_views_seen, fingerprint, AugmentConfig, Store};
+use crate::store::{embed_views_seen, fingerprint, AugmentConfig, Store};
 use crate::thumbnail::{Preview, ThumbnailSizes, Thumbnails};
 use crate::train::{train_pausing, EpochStats, TrainConfig};
 
@@ -198,13 +198,8 @@ fn thumbnail_sizes(thumb: u32, preview: u32) -> Result<Option<ThumbnailSizes>> {
 /// Embed every view of `img` under `plan`, and make its thumbnails if `sizes` asks for them
 /// (from the image and the evaluation view's input pixels the embedding made anyway).
 async fn embed_with_thumbnails(backbone: &Backbone, plan: &ViewPlan, img: &crate::image::Rgb, seed: u64, sizes: Option<ThumbnailSizes>) -> Result<(Vec<Vec<f32>>, Option<Thumbnails>)> {
-    match sizes {
-        None => Ok((embed_views(backbone, &plan.spec, img, &plan.augment, seed).await?, None)),
-        Some(sizes) => {
-            let (views, seen) = embed_views_seen(backbone, &plan.spec, img, &plan.augment, seed).await?;
-            Ok((views, Some(sizes.make(img, Some(&seen))?)))
-        }
-    }
+    let (views, seen) = embed_views_seen(backbone, &plan.spec, img, &plan.augment, seed).await?;
+    Ok((views, sizes.map(|s| s.make(img, Some(&seen))).transpose()?))
 }
 
 thread_local! {
